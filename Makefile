@@ -1,0 +1,69 @@
+# churn-pipeline: every target sets up the virtual environment it needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= configs/demo.yaml
+AS_OF  ?=
+TO     ?= csv
+AS_OF_OPT := $(if $(AS_OF),--as-of $(AS_OF),)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo simulate validate features training-set train evaluate score export test test-fast lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv and install the project with dev extras
+
+demo: setup ## Simulate a ~20k-customer company, validate, train, score and export the at-risk list
+	$(BIN)/churn simulate --config $(CONFIG)
+	$(BIN)/churn validate --config $(CONFIG)
+	$(BIN)/churn train --config $(CONFIG)
+	$(BIN)/churn score --config $(CONFIG) $(AS_OF_OPT)
+	$(BIN)/churn export --config $(CONFIG) --to csv $(AS_OF_OPT)
+
+simulate: setup ## Simulate the company of CONFIG
+	$(BIN)/churn simulate --config $(CONFIG)
+
+validate: setup ## Check the data source of CONFIG against the data contract
+	$(BIN)/churn validate --config $(CONFIG)
+
+features: setup ## Feature table as of AS_OF (default: last date in the data)
+	$(BIN)/churn features --config $(CONFIG) $(AS_OF_OPT)
+
+training-set: setup ## Rolling labelled snapshots for training
+	$(BIN)/churn build-training-set --config $(CONFIG)
+
+train: setup ## Train LightGBM + baseline, log to MLflow, register, gate the champion
+	$(BIN)/churn train --config $(CONFIG)
+
+evaluate: setup ## Evaluate the champion on the out-of-time test snapshots
+	$(BIN)/churn evaluate --config $(CONFIG)
+
+score: setup ## Score active customers as of AS_OF into the at-risk list
+	$(BIN)/churn score --config $(CONFIG) $(AS_OF_OPT)
+
+export: setup ## Export the at-risk list of AS_OF to TO (csv, jsonl, webhook, postgres)
+	$(BIN)/churn export --config $(CONFIG) --to $(TO) $(AS_OF_OPT)
+
+test: setup ## Run the whole test suite
+	$(BIN)/python -m pytest
+
+test-fast: setup ## Tests without the slow ones
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup ## Ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup ## Benchmarks at 1M customers (minutes; not part of the tests)
+	$(BIN)/python -m bench
+
+clean: ## Remove generated data, the working dir and caches (keeps .venv)
+	rm -rf data .churn bench/out .pytest_cache .ruff_cache

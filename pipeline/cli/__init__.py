@@ -1,0 +1,33 @@
+"""The `churn` command line: thin commands that parse options, load config, call one stage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pipeline.cli import _common
+
+app = typer.Typer(
+    name="churn",
+    help="churn-pipeline: point-in-time churn features, a tracked churn model, nightly at-risk lists.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _common.setup_logging(verbose)
+
+
+from pipeline.cli import data, features, score, simulate, train  # noqa: E402  (each module owns its commands)
+
+for _module in (simulate, data, features, train, score):
+    app.add_typer(_module.app)
+
+def main() -> None:
+    app()

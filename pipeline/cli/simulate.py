@@ -1,0 +1,5 @@
+"""Commands: (being written)."""
+
+import typer
+
+app = typer.Typer()
