@@ -1,0 +1,298 @@
+"""Input data contract v1: the tables, their columns, and the rules a data source must satisfy.
+
+The contract is declared once (`TABLES`) and compiled to SQL: one aggregate query per table counts every
+broken rule, so validating a large source costs one scan per table plus one anti-join per child table.
+Each broken rule becomes one problem line naming the table, the column, the rule, how many rows, a few
+example values, and how to fix it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import duckdb
+
+from pipeline.errors import DataValidationError
+
+Kind = Literal["id", "date", "timestamp", "string", "float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = True  # the column must exist
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    required: bool = False
+    # (later column, earlier column): the later one must not be before the earlier one.
+    ordered: tuple[tuple[str, str], ...] = ()
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+_ID = Column("customer_id", "id")
+_TS = Column("ts", "timestamp")
+
+TABLES: dict[str, TableSpec] = {
+    "customers": TableSpec(
+        "customers",
+        (_ID, Column("signup_date", "date"), Column("churn_date", "date", nullable=True)),
+        required=True,
+        ordered=(("churn_date", "signup_date"),),
+    ),
+    "events": TableSpec(
+        "events",
+        (_ID, _TS, Column("event_type", "string"), Column("amount", "float", required=False, nullable=True)),
+    ),
+    "support_contacts": TableSpec(
+        "support_contacts",
+        (
+            _ID,
+            _TS,
+            Column("channel", "string"),
+            Column("is_complaint", "bool"),
+            Column("response_minutes", "float", required=False, nullable=True, min=0),
+            Column("resolved_ts", "timestamp", required=False, nullable=True),
+            Column("csat", "int", required=False, nullable=True, min=1, max=5),
+        ),
+        ordered=(("resolved_ts", "ts"),),
+    ),
+    "surveys": TableSpec("surveys", (_ID, _TS, Column("nps", "int", min=0, max=10))),
+    "payments": TableSpec(
+        "payments",
+        (_ID, _TS, Column("amount", "float"), Column("status", "string", allowed=("paid", "failed"))),
+    ),
+}
+
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+_FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
+_TEXT_TYPES = {"VARCHAR"}
+
+_ACCEPTED: dict[Kind, str] = {
+    "id": "an integer or a string",
+    "date": "a date (YYYY-MM-DD)",
+    "timestamp": "a timestamp (YYYY-MM-DD HH:MM:SS)",
+    "string": "a string",
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "a boolean (true/false)",
+}
+
+
+def _base_type(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t.startswith("DECIMAL"):
+        return "DECIMAL"
+    if t.startswith("TIMESTAMP"):
+        return "TIMESTAMP"
+    if t.startswith("ENUM"):
+        return "VARCHAR"
+    return t
+
+
+def _type_ok(kind: Kind, duck_type: str) -> bool:
+    t = _base_type(duck_type)
+    numeric = t in _INTEGER_TYPES | _FLOAT_TYPES | {"DECIMAL"}
+    return {
+        "id": t in _INTEGER_TYPES | _TEXT_TYPES,
+        "date": t in {"DATE", "TIMESTAMP"} | _TEXT_TYPES,
+        "timestamp": t in {"DATE", "TIMESTAMP"} | _TEXT_TYPES,
+        "string": t in _TEXT_TYPES,
+        "float": numeric or t in _TEXT_TYPES,
+        "int": numeric or t in _TEXT_TYPES,
+        "bool": t in {"BOOLEAN"} | _INTEGER_TYPES | _TEXT_TYPES,
+    }[kind]
+
+
+def q(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def normalised_expr(col: Column, raw_type: str, id_type: str) -> str:
+    """SQL turning a raw column into its contract type; unparseable values become NULL (and are counted)."""
+    c = q(col.name)
+    t = _base_type(raw_type)
+    if col.kind == "id":
+        return f"TRY_CAST({c} AS {id_type})"
+    if col.kind == "date":
+        if t in _TEXT_TYPES:
+            return f"COALESCE(TRY_CAST({c} AS DATE), CAST(TRY_CAST({c} AS TIMESTAMP) AS DATE))"
+        return f"CAST({c} AS DATE)"
+    if col.kind == "timestamp":
+        return f"TRY_CAST({c} AS TIMESTAMP)"
+    if col.kind == "string":
+        return f"CAST({c} AS VARCHAR)"
+    if col.kind == "float":
+        return f"TRY_CAST({c} AS DOUBLE)"
+    if col.kind == "int":
+        # Reject 3.5 rather than let the cast round it: only whole numbers survive.
+        as_double = f"TRY_CAST({c} AS DOUBLE)"
+        return f"CASE WHEN {as_double} = FLOOR({as_double}) THEN CAST({as_double} AS BIGINT) END"
+    if col.kind == "bool":
+        return f"TRY_CAST({c} AS BOOLEAN)"
+    raise AssertionError(col.kind)
+
+
+@dataclass
+class TableReport:
+    """What validation saw of one table (for `churn validate` and run manifests)."""
+
+    name: str
+    rows: int
+    columns: list[str]
+    first: str | None = None  # earliest date/ts in the table
+    last: str | None = None
+
+
+@dataclass
+class ValidationReport:
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def raise_if_failed(self) -> None:
+        if self.problems:
+            raise DataValidationError(self.problems)
+
+
+def schema_problems(spec: TableSpec, raw_schema: dict[str, str]) -> list[str]:
+    """Missing required columns and columns whose type can never satisfy the contract."""
+    problems = []
+    for col in spec.columns:
+        if col.name not in raw_schema:
+            if col.required:
+                have = ", ".join(raw_schema) or "none"
+                problems.append(
+                    f"{spec.name}.{col.name}: required column is missing (columns present: {have}); "
+                    f"add it to the {spec.name} extract or rename the column that holds it"
+                )
+            continue
+        if not _type_ok(col.kind, raw_schema[col.name]):
+            problems.append(
+                f"{spec.name}.{col.name}: wrong type {raw_schema[col.name]}, expected {_ACCEPTED[col.kind]}; "
+                f"cast the column in the extract"
+            )
+    return problems
+
+
+def fmt_values(values: list[Any]) -> str:
+    """Example values for a message: strings quoted, everything else as printed."""
+    return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values)
+
+
+def _examples(con: duckdb.DuckDBPyConnection, view: str, column: str, where: str) -> str:
+    rows = con.execute(f"SELECT DISTINCT {q(column)} FROM {view} WHERE {where} LIMIT 3").fetchall()
+    return fmt_values([r[0] for r in rows])
+
+
+def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> list[tuple[str, str, str, str]]:
+    """(column, rule description, fix, SQL condition on the raw view that marks a bad row)."""
+    checks = []
+    present = [c for c in spec.columns if c.name in raw_schema]
+    for col in present:
+        raw = q(col.name)
+        norm = normalised_expr(col, raw_schema[col.name], id_type)
+        if not col.nullable:
+            checks.append(
+                (col.name, "is null", f"fill every {col.name} or drop those rows", f"{raw} IS NULL")
+            )
+        if col.kind in {"date", "timestamp", "float", "int", "bool"}:
+            rule = {
+                "date": "is not a parseable date",
+                "timestamp": "is not a parseable timestamp",
+                "float": "is not a number",
+                "int": "is not a whole number",
+                "bool": "is not a boolean",
+            }[col.kind]
+            checks.append(
+                (col.name, rule, f"write it as {_ACCEPTED[col.kind]}", f"{raw} IS NOT NULL AND {norm} IS NULL")
+            )
+        if col.min is not None or col.max is not None:
+            lo = "-infinity" if col.min is None else col.min
+            hi = "infinity" if col.max is None else col.max
+            bounds = []
+            if col.min is not None:
+                bounds.append(f"{norm} < {col.min}")
+            if col.max is not None:
+                bounds.append(f"{norm} > {col.max}")
+            checks.append((col.name, f"is outside [{lo}, {hi}]", "correct or null the out-of-range values", " OR ".join(bounds)))
+        if col.allowed is not None:
+            allowed = ", ".join(f"'{a}'" for a in col.allowed)
+            checks.append(
+                (col.name, f"is not one of {allowed}", f"map the values to {allowed}", f"{norm} NOT IN ({allowed})")
+            )
+    for later, earlier in spec.ordered:
+        if later in raw_schema and earlier in raw_schema:
+            nl = normalised_expr(spec.column(later), raw_schema[later], id_type)
+            ne = normalised_expr(spec.column(earlier), raw_schema[earlier], id_type)
+            checks.append((later, f"is before {earlier}", f"fix the {later} of those rows", f"{nl} < {ne}"))
+    return checks
+
+
+def check_table(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, view: str, raw_schema: dict[str, str], id_type: str
+) -> tuple[list[str], TableReport]:
+    """Run every row-level rule of one table in a single scan; return problems and a summary."""
+    checks = _rule_checks(spec, raw_schema, id_type)
+    ts_col = next((c for c in ("ts", "signup_date") if c in raw_schema), None)
+    aggs = ["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {cond})" for *_, cond in checks]
+    if ts_col:
+        norm_ts = normalised_expr(spec.column(ts_col), raw_schema[ts_col], id_type)
+        aggs += [f"CAST(MIN({norm_ts}) AS VARCHAR)", f"CAST(MAX({norm_ts}) AS VARCHAR)"]
+    row = con.execute(f"SELECT {', '.join(aggs)} FROM {view}").fetchone()
+    n_rows = row[0]
+    counts = row[1 : 1 + len(checks)]
+    report = TableReport(spec.name, n_rows, list(raw_schema))
+    if ts_col:
+        report.first, report.last = row[-2], row[-1]
+    problems = []
+    for (column, rule, fix, cond), count in zip(checks, counts, strict=True):
+        if count:
+            ex = _examples(con, view, column, cond)
+            problems.append(
+                f"{spec.name}.{column}: {count:,} of {n_rows:,} rows {rule} (e.g. {ex}); {fix}"
+            )
+    if spec.name == "customers" and "customer_id" in raw_schema:
+        norm_id = normalised_expr(_ID, raw_schema["customer_id"], id_type)
+        dup = con.execute(
+            f"SELECT COUNT(*), SUM(n), LIST(id ORDER BY id)[1:3] FROM "
+            f"(SELECT {norm_id} AS id, COUNT(*) AS n FROM {view} WHERE {norm_id} IS NOT NULL "
+            f"GROUP BY 1 HAVING COUNT(*) > 1)"
+        ).fetchone()
+        if dup[0]:
+            problems.append(
+                f"customers.customer_id: {dup[0]:,} ids appear more than once ({int(dup[1]):,} rows, e.g. "
+                f"{', '.join(map(repr, dup[2]))}); keep one row per customer"
+            )
+    return problems, report
+
+
+def empty_problem(spec: TableSpec) -> str:
+    fix = "provide rows" if spec.required else "provide rows, or remove the table if the company has none"
+    return f"{spec.name}: table is empty; {fix}"
+
+
+def orphan_problem(con: duckdb.DuckDBPyConnection, table: str, view: str, customers_view: str) -> str | None:
+    """Rows of a child table whose customer_id is not in customers."""
+    n, examples = con.execute(
+        f"SELECT COUNT(*), LIST(DISTINCT customer_id)[1:3] FROM "
+        f"(SELECT customer_id FROM {view} ANTI JOIN {customers_view} USING (customer_id) "
+        f"WHERE customer_id IS NOT NULL)"
+    ).fetchone()
+    if not n:
+        return None
+    return (
+        f"{table}.customer_id: {n:,} rows refer to customers not in customers "
+        f"(e.g. {fmt_values(examples or [])}); add those customers or drop the rows"
+    )

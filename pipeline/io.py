@@ -1,0 +1,317 @@
+"""Reading data sources into contract-typed ibis tables, and writing outputs atomically.
+
+A data source is a folder of `<table>.parquet` / `<table>.csv` files (or `<table>/` folders of Parquet
+parts), or a DuckDB database file holding tables of those names. Tables are exposed as lazy DuckDB views:
+nothing is copied into memory; the contract casts are part of the view, and validation is a handful of
+aggregate queries over them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.inputs import TABLE_NAMES, SourceTables
+from pipeline.contract import (
+    TABLES,
+    ValidationReport,
+    check_table,
+    empty_problem,
+    normalised_expr,
+    orphan_problem,
+    q,
+    schema_problems,
+)
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DUCKDB_SUFFIXES = {".duckdb", ".ddb", ".db"}
+_HEAD_TAIL_BYTES = 1 << 20
+
+
+@dataclass
+class Source:
+    """An opened, normalised (and normally validated) data source."""
+
+    path: Path | None
+    con: Any  # ibis DuckDB backend
+    tables: SourceTables
+    data_end_date: dt.date
+    fingerprint: str
+    report: ValidationReport
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """The raw DuckDB connection behind the ibis backend."""
+        return self.con.con
+
+
+def _sql_str(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _discover_folder(folder: Path) -> tuple[dict[str, str], list[Path]]:
+    """Map table name -> SQL reading it, and the files read (for the fingerprint)."""
+    readers: dict[str, str] = {}
+    files: list[Path] = []
+    for name in TABLE_NAMES:
+        candidates = {
+            "parquet": folder / f"{name}.parquet",
+            "csv": folder / f"{name}.csv",
+            "parts": folder / name,
+        }
+        found = {k: p for k, p in candidates.items() if p.exists()}
+        if len(found) > 1:
+            listed = ", ".join(p.name for p in found.values())
+            raise ConfigError(f"data source {folder}: table {name} is given more than once ({listed}); keep one")
+        if not found:
+            continue
+        kind, p = next(iter(found.items()))
+        if kind == "parquet":
+            readers[name] = f"read_parquet({_sql_str(p)})"
+            files.append(p)
+        elif kind == "csv":
+            # All text: the contract does the typing, so a bad value is counted and named, not a read error.
+            readers[name] = f"read_csv({_sql_str(p)}, header = true, all_varchar = true)"
+            files.append(p)
+        else:
+            parts = sorted(p.rglob("*.parquet"))
+            if not parts:
+                raise ConfigError(f"data source {folder}: folder {p} holds no .parquet files")
+            readers[name] = f"read_parquet({_sql_str(p / '**' / '*.parquet')}, union_by_name = true)"
+            files.extend(parts)
+    return readers, files
+
+
+def _file_digest(paths: list[Path], root: Path) -> str:
+    """Fingerprint of files: name, size, and the first and last MiB (Parquet footers hold row-group stats)."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in sorted(paths):
+        size = p.stat().st_size
+        h.update(f"{p.relative_to(root)}:{size}".encode())
+        with p.open("rb") as f:
+            h.update(f.read(_HEAD_TAIL_BYTES))
+            if size > 2 * _HEAD_TAIL_BYTES:
+                f.seek(-_HEAD_TAIL_BYTES, os.SEEK_END)
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def _connect() -> Any:
+    con = ibis.duckdb.connect()
+    con.con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def open_source(path: Path | str, *, validate: bool = True) -> Source:
+    """Open a data source folder or DuckDB file; with `validate`, contract violations raise DataValidationError."""
+    path = Path(path)
+    con = _connect()
+    raw: dict[str, str] = {}
+    if path.is_dir():
+        readers, files = _discover_folder(path)
+        for name, reader in readers.items():
+            con.con.execute(f"CREATE VIEW {q('raw_' + name)} AS SELECT * FROM {reader}")
+            raw[name] = "raw_" + name
+        fingerprint = _file_digest(files, path)
+    elif path.is_file() and path.suffix.lower() in DUCKDB_SUFFIXES:
+        con.con.execute(f"ATTACH {_sql_str(path)} AS src (READ_ONLY)")
+        present = {
+            r[0]
+            for r in con.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
+            ).fetchall()
+        }
+        for name in TABLE_NAMES:
+            if name in present:
+                raw[name] = f"src.main.{q(name)}"
+        st = path.stat()
+        fingerprint = hashlib.blake2b(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode(), digest_size=16).hexdigest()
+    elif path.exists():
+        raise ConfigError(
+            f"data source {path} is neither a folder nor a DuckDB file ({', '.join(sorted(DUCKDB_SUFFIXES))}); "
+            f"set data.source or --data to a folder of <table>.parquet/.csv files or a DuckDB file"
+        )
+    else:
+        raise ConfigError(
+            f"data source {path} does not exist; set data.source or --data "
+            f"(run `churn simulate` to make a demo company)"
+        )
+    if "customers" not in raw:
+        raise ConfigError(
+            f"data source {path} has no customers table (expected customers.parquet, customers.csv, "
+            f"a customers/ folder of Parquet parts, or a DuckDB table named customers)"
+        )
+    return _normalise(con, raw, path, fingerprint, validate)
+
+
+def source_from_frames(frames: dict[str, pd.DataFrame], *, validate: bool = True) -> Source:
+    """A source from in-memory pandas frames, through the same typing and validation as files."""
+    unknown = set(frames) - set(TABLE_NAMES)
+    if unknown:
+        raise ConfigError(f"unknown table(s) {sorted(unknown)}; tables are {list(TABLE_NAMES)}")
+    if "customers" not in frames:
+        raise ConfigError("a source needs a customers table")
+    con = _connect()
+    h = hashlib.blake2b(digest_size=16)
+    for name in TABLE_NAMES:
+        if name in frames:
+            df = frames[name]
+            con.con.register(f"raw_{name}", df)
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+            h.update(",".join(map(str, df.columns)).encode())
+    return _normalise(con, {n: f"raw_{n}" for n in frames}, None, h.hexdigest(), validate)
+
+
+def _raw_schema(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
+
+
+def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
+    """BIGINT when every table's ids are integers (or integer text without leading zeros), else VARCHAR."""
+    for name, view in raw.items():
+        t = schemas[name].get("customer_id")
+        if t is None:
+            continue
+        if t.upper() in {"VARCHAR"} or t.upper().startswith("ENUM"):
+            c = q("customer_id")
+            bad = con.execute(
+                f"SELECT COUNT(*) FROM {view} WHERE {c} IS NOT NULL AND "
+                f"(TRY_CAST({c} AS BIGINT) IS NULL OR CAST(TRY_CAST({c} AS BIGINT) AS VARCHAR) <> {c})"
+            ).fetchone()[0]
+            if bad:
+                return "VARCHAR"
+        elif "INT" not in t.upper():
+            return "VARCHAR"
+    return "BIGINT"
+
+
+def _normalise(con: Any, raw: dict[str, str], path: Path | None, fingerprint: str, validate: bool) -> Source:
+    duck = con.con
+    schemas = {name: _raw_schema(duck, view) for name, view in raw.items()}
+    report = ValidationReport()
+    for name, view in raw.items():
+        # An empty table has no meaningful types (an empty text column may read as INTEGER): say "empty".
+        if duck.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {view})").fetchone()[0]:
+            report.problems.append(empty_problem(TABLES[name]))
+        else:
+            report.problems += schema_problems(TABLES[name], schemas[name])
+    if report.problems:
+        # Typed views cannot be built over missing or mistyped columns: stop here, whatever `validate` says.
+        report.raise_if_failed()
+    id_type = _id_type(duck, raw, schemas)
+    for name, view in raw.items():
+        spec = TABLES[name]
+        cols = [c for c in spec.columns if c.name in schemas[name]]
+        select = [f"{normalised_expr(c, schemas[name][c.name], id_type)} AS {q(c.name)}" for c in cols]
+        extra = [q(c) for c in schemas[name] if c not in {c.name for c in cols}]
+        duck.execute(f"CREATE VIEW {q(name)} AS SELECT {', '.join(select + extra)} FROM {view}")
+    if validate:
+        for name, view in raw.items():
+            problems, table_report = check_table(duck, TABLES[name], view, schemas[name], id_type)
+            report.problems += problems
+            report.tables[name] = table_report
+        for name in raw:
+            if name != "customers":
+                problem = orphan_problem(duck, name, q(name), q("customers"))
+                if problem:
+                    report.problems.append(problem)
+        report.raise_if_failed()
+    tables = SourceTables(**{name: con.table(name) for name in raw})
+    return Source(path, con, tables, _data_end_date(duck, raw), fingerprint, report)
+
+
+def _data_end_date(duck: duckdb.DuckDBPyConnection, raw: dict[str, str]) -> dt.date:
+    """The last date present anywhere in the data: 'today' as far as the data knows."""
+    parts = ["SELECT MAX(signup_date) AS d FROM customers", "SELECT MAX(churn_date) FROM customers"]
+    parts += [f"SELECT CAST(MAX(ts) AS DATE) FROM {q(name)}" for name in raw if name != "customers"]
+    value = duck.execute(f"SELECT MAX(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
+    if value is None:
+        raise ConfigError("the data source holds no dates at all: customers.signup_date is empty")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def _temp_path_next_to(final: Path, suffix: str = "") -> Iterator[Path]:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write_parquet(table: pd.DataFrame | pa.Table, path: Path) -> None:
+    """Write Parquet to a temp file beside `path`, then rename it into place."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with _temp_path_next_to(Path(path)) as tmp:
+        pq.write_table(table, tmp)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write text (UTF-8) atomically."""
+    with _temp_path_next_to(Path(path)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(obj: Any, path: Path) -> None:
+    """Write JSON (sorted keys, dates as ISO strings) atomically."""
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n", path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, dt.date | dt.datetime | pd.Timestamp):
+        return o.isoformat()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield a temp dir beside `final`; on success it replaces `final` whole, on error it is removed.
+
+    Readers see either the old directory or the complete new one, never a mix.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""`churn --help` and `churn validate` through the real CLI app."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from tests.pipeline.test_contract import customers, events
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("simulate", "validate", "features", "build-training-set", "train", "evaluate", "score", "export"):
+        assert command in result.output, command
+
+
+def test_validate_prints_a_summary(tmp_path):
+    customers().to_parquet(tmp_path / "customers.parquet", index=False)
+    events().to_parquet(tmp_path / "events.parquet", index=False)
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+    assert "2024-05-01" in result.output  # last date in the data
+    assert "support_contacts" in result.output  # named as absent
+
+
+def test_validate_fails_with_exit_code_3_and_names_the_problem(tmp_path):
+    customers(customer_id=[1, 1, 2]).to_parquet(tmp_path / "customers.parquet", index=False)
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "customers.customer_id" in result.output and "more than once" in result.output
+
+
+def test_unknown_config_key_exits_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  sauce: x\n")
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "unknown key 'data.sauce'" in result.output
