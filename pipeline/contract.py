@@ -75,7 +75,17 @@ TABLES: dict[str, TableSpec] = {
     ),
 }
 
-_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+_INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _TEXT_TYPES = {"VARCHAR"}
 
@@ -196,7 +206,9 @@ def _examples(con: duckdb.DuckDBPyConnection, view: str, column: str, where: str
     return fmt_values([r[0] for r in rows])
 
 
-def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> list[tuple[str, str, str, str]]:
+def _rule_checks(
+    spec: TableSpec, raw_schema: dict[str, str], id_type: str
+) -> list[tuple[str, str, str, str]]:
     """(column, rule description, fix, SQL condition on the raw view that marks a bad row)."""
     checks = []
     present = [c for c in spec.columns if c.name in raw_schema]
@@ -216,7 +228,12 @@ def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> l
                 "bool": "is not a boolean",
             }[col.kind]
             checks.append(
-                (col.name, rule, f"write it as {_ACCEPTED[col.kind]}", f"{raw} IS NOT NULL AND {norm} IS NULL")
+                (
+                    col.name,
+                    rule,
+                    f"write it as {_ACCEPTED[col.kind]}",
+                    f"{raw} IS NOT NULL AND {norm} IS NULL",
+                )
             )
         if col.min is not None or col.max is not None:
             lo = "-infinity" if col.min is None else col.min
@@ -226,11 +243,23 @@ def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> l
                 bounds.append(f"{norm} < {col.min}")
             if col.max is not None:
                 bounds.append(f"{norm} > {col.max}")
-            checks.append((col.name, f"is outside [{lo}, {hi}]", "correct or null the out-of-range values", " OR ".join(bounds)))
+            checks.append(
+                (
+                    col.name,
+                    f"is outside [{lo}, {hi}]",
+                    "correct or null the out-of-range values",
+                    " OR ".join(bounds),
+                )
+            )
         if col.allowed is not None:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
             checks.append(
-                (col.name, f"is not one of {allowed}", f"map the values to {allowed}", f"{norm} NOT IN ({allowed})")
+                (
+                    col.name,
+                    f"is not one of {allowed}",
+                    f"map the values to {allowed}",
+                    f"{norm} NOT IN ({allowed})",
+                )
             )
     for later, earlier in spec.ordered:
         if later in raw_schema and earlier in raw_schema:
@@ -260,9 +289,7 @@ def check_table(
     for (column, rule, fix, cond), count in zip(checks, counts, strict=True):
         if count:
             ex = _examples(con, view, column, cond)
-            problems.append(
-                f"{spec.name}.{column}: {count:,} of {n_rows:,} rows {rule} (e.g. {ex}); {fix}"
-            )
+            problems.append(f"{spec.name}.{column}: {count:,} of {n_rows:,} rows {rule} (e.g. {ex}); {fix}")
     if spec.name == "customers" and "customer_id" in raw_schema:
         norm_id = normalised_expr(_ID, raw_schema["customer_id"], id_type)
         dup = con.execute(

@@ -80,7 +80,9 @@ def _discover_folder(folder: Path) -> tuple[dict[str, str], list[Path]]:
         found = {k: p for k, p in candidates.items() if p.exists()}
         if len(found) > 1:
             listed = ", ".join(p.name for p in found.values())
-            raise ConfigError(f"data source {folder}: table {name} is given more than once ({listed}); keep one")
+            raise ConfigError(
+                f"data source {folder}: table {name} is given more than once ({listed}); keep one"
+            )
         if not found:
             continue
         kind, p = next(iter(found.items()))
@@ -143,7 +145,9 @@ def open_source(path: Path | str, *, validate: bool = True) -> Source:
             if name in present:
                 raw[name] = f"src.main.{q(name)}"
         st = path.stat()
-        fingerprint = hashlib.blake2b(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode(), digest_size=16).hexdigest()
+        fingerprint = hashlib.blake2b(
+            f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode(), digest_size=16
+        ).hexdigest()
     elif path.exists():
         raise ConfigError(
             f"data source {path} is neither a folder nor a DuckDB file ({', '.join(sorted(DUCKDB_SUFFIXES))}); "

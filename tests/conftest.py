@@ -36,6 +36,9 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> SimulatedCompany:
         data={"source": data_dir, "oracle": truth_dir},
         label=LabelConfig(kind="cancellation", horizon_days=30),
         snapshots=SnapshotConfig(count=4, spacing_days=14),
-        features={"important_event_types": ["login", "purchase"], "event_types": ["login", "purchase", "error"]},
+        features={
+            "important_event_types": ["login", "purchase"],
+            "event_types": ["login", "purchase", "error"],
+        },
     )
     return SimulatedCompany(data_dir, truth_dir, cfg)

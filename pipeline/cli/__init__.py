@@ -29,5 +29,6 @@ from pipeline.cli import data, features, score, simulate, train  # noqa: E402  (
 for _module in (simulate, data, features, train, score):
     app.add_typer(_module.app)
 
+
 def main() -> None:
     app()

@@ -19,7 +19,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config (default: built-in defaults).", show_default=False)
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config (default: built-in defaults).", show_default=False),
 ]
 DataOpt = Annotated[
     Path | None, typer.Option("--data", help="Data source: folder of Parquet/CSV tables or a DuckDB file.")
@@ -27,7 +28,9 @@ DataOpt = Annotated[
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: the last date in the data).")
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Working directory for outputs (overrides workdir).")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Working directory for outputs (overrides workdir).")
+]
 
 
 def parse_as_of(value: str | None) -> dt.date | None:

@@ -23,7 +23,13 @@ def validate(config: ConfigOpt = None, data: DataOpt = None) -> None:
         for name, rep in source.report.tables.items():
             table.add_row(name, f"{rep.rows:,}", rep.first or "", rep.last or "", str(len(rep.columns)))
         console.print(table)
-        console.print(f"last date in the data: [bold]{source.data_end_date}[/]   fingerprint: {source.fingerprint}")
-        missing = [n for n in ("events", "support_contacts", "surveys", "payments") if n not in source.report.tables]
+        console.print(
+            f"last date in the data: [bold]{source.data_end_date}[/]   fingerprint: {source.fingerprint}"
+        )
+        missing = [
+            n for n in ("events", "support_contacts", "surveys", "payments") if n not in source.report.tables
+        ]
         if missing:
-            console.print(f"optional tables absent (their feature families are skipped): {', '.join(missing)}")
+            console.print(
+                f"optional tables absent (their feature families are skipped): {', '.join(missing)}"
+            )

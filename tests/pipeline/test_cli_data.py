@@ -13,7 +13,16 @@ runner = CliRunner()
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("simulate", "validate", "features", "build-training-set", "train", "evaluate", "score", "export"):
+    for command in (
+        "simulate",
+        "validate",
+        "features",
+        "build-training-set",
+        "train",
+        "evaluate",
+        "score",
+        "export",
+    ):
         assert command in result.output, command
 
 

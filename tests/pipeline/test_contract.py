@@ -125,7 +125,9 @@ def test_unparseable_date():
 
 
 def test_unparseable_timestamp():
-    msg = only_problem(customers=customers(), events=events(ts=["2024-04-01 10:00:00", "yesterday", "2024-04-03"]))
+    msg = only_problem(
+        customers=customers(), events=events(ts=["2024-04-01 10:00:00", "yesterday", "2024-04-03"])
+    )
     assert "events.ts: 1 of 3 rows is not a parseable timestamp (e.g. 'yesterday')" in msg
 
 
@@ -193,7 +195,10 @@ def test_empty_customers():
 
 def test_string_ids_are_kept_as_strings_across_tables():
     source = source_from_frames(
-        {"customers": customers(customer_id=["A1", "B2", "C3"]), "events": events(customer_id=["A1", "A1", "B2"])}
+        {
+            "customers": customers(customer_id=["A1", "B2", "C3"]),
+            "events": events(customer_id=["A1", "A1", "B2"]),
+        }
     )
     assert source.tables.customers.customer_id.type().is_string()
     assert source.tables.events.count().execute() == 3
@@ -207,7 +212,10 @@ def test_integer_text_ids_match_integer_ids():
 
 def test_ids_with_leading_zeros_stay_strings():
     source = source_from_frames(
-        {"customers": customers(customer_id=["001", "002", "003"]), "events": events(customer_id=["001", "001", "002"])}
+        {
+            "customers": customers(customer_id=["001", "002", "003"]),
+            "events": events(customer_id=["001", "001", "002"]),
+        }
     )
     assert source.tables.customers.customer_id.type().is_string()
     assert source.tables.customers.customer_id.execute().tolist() == ["001", "002", "003"]

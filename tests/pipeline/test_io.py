@@ -40,7 +40,10 @@ def test_csv_with_a_bad_date_is_reported_not_crashed(tmp_path):
     (tmp_path / "customers.csv").write_text(
         "customer_id,signup_date,churn_date\n1,2024-01-01,\n2,2024-02-30,\n3,2024-03-01,2024-04-01\n"
     )
-    with pytest.raises(DataValidationError, match=r"customers.signup_date: 1 of 3 rows is not a parseable date \(e.g. '2024-02-30'\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"customers.signup_date: 1 of 3 rows is not a parseable date \(e.g. '2024-02-30'\)",
+    ):
         open_source(tmp_path)
 
 
