@@ -256,12 +256,20 @@ def _data_end_date(duck: duckdb.DuckDBPyConnection, raw: dict[str, str]) -> dt.d
 # ---------------------------------------------------------------------------------------------- writing
 
 
+def _umask_mode(full: int) -> int:
+    # mkstemp/mkdtemp create private (0600/0700) paths; published outputs get the usual umask-based mode.
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
+
+
 @contextlib.contextmanager
 def _temp_path_next_to(final: Path, suffix: str = "") -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _umask_mode(0o666))
     try:
         yield tmp_path
         os.replace(tmp_path, final)
@@ -307,6 +315,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, _umask_mode(0o777))
     try:
         yield tmp
         if final.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import duckdb
 import pandas as pd
@@ -115,3 +116,14 @@ def test_atomic_directory_keeps_old_content_on_failure(tmp_path):
     with atomic_directory(final) as tmp:
         (tmp / "b.txt").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
+
+
+def test_atomic_outputs_are_not_private(tmp_path):
+    # Temp files are created 0600; a published output must be readable like any normally written file.
+    atomic_write_json({"a": 1}, tmp_path / "m.json")
+    with atomic_directory(tmp_path / "d") as tmp:
+        (tmp / "x").write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
