@@ -278,7 +278,7 @@ def check_table(
     aggs = ["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {cond})" for *_, cond in checks]
     if ts_col:
         norm_ts = normalised_expr(spec.column(ts_col), raw_schema[ts_col], id_type)
-        aggs += [f"CAST(MIN({norm_ts}) AS VARCHAR)", f"CAST(MAX({norm_ts}) AS VARCHAR)"]
+        aggs += [f"CAST(CAST(MIN({norm_ts}) AS DATE) AS VARCHAR)", f"CAST(CAST(MAX({norm_ts}) AS DATE) AS VARCHAR)"]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM {view}").fetchone()
     n_rows = row[0]
     counts = row[1 : 1 + len(checks)]
