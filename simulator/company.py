@@ -261,14 +261,17 @@ def _draw_statics(rng: np.random.Generator, n: int, tl: _Timeline, new_share: fl
     # A price rise is not applied in the first three months of a subscription.
     rise_day = np.where(has_rise & (rise_day >= signup_day + 90) & (rise_day < tl.n_days), rise_day, _NEVER)
     rise_pct = np.round(rng.uniform(*B.price_rise_pct, n), 3)
-    # Monthly charge on the signup day of month (28th at the latest).
+    # Monthly charge on the signup day of month, on the month's last day when it is shorter (a 31st
+    # signup pays on 30 April): billing days cover the whole month, as they do at real companies, so
+    # "days since last payment" does not depend on where in the month the as-of date falls.
     signup_dates = np.datetime64(tl.start, "D") + signup_day
     dom = (signup_dates - signup_dates.astype("datetime64[M]")).astype(np.int64) + 1
-    dom = np.minimum(dom, 28)
     pay_offset = np.full((n, tl.n_weeks), -1, dtype=np.int8)
     rows = np.arange(n)
     for first in tl.billing_months:  # a handful of months, vectorised over customers
-        day = first + dom - 1
+        first_date = tl.start + dt.timedelta(days=int(first))
+        month_len = calendar.monthrange(first_date.year, first_date.month)[1]
+        day = first + np.minimum(dom, month_len) - 1
         ok = (day >= 0) & (day < tl.n_days) & (day >= signup_day)
         pay_offset[rows[ok], day[ok] // 7] = day[ok] % 7
     return _Statics(

@@ -206,3 +206,19 @@ def test_monthly_payments(frames):
     per_month = pay[pay["status"] == "paid"].groupby(["customer_id", pay["ts"].dt.month]).size()
     assert per_month.median() == 1
     assert len(per_month) >= 0.95 * len(stayers) * 12
+
+
+def test_billing_days_cover_the_whole_month(frames):
+    """Customers who signed up on the 29th-31st pay on those days (or the month's last day), so
+    "days since last payment" does not depend on where in the month an as-of date falls."""
+    c = frames.customers
+    pay = frames.payments.merge(c[["customer_id", "signup_date"]], on="customer_id")
+    first = pay[pay["status"] == "paid"].sort_values("ts").groupby("customer_id").head(3)
+    signup_dom = pd.to_datetime(first["signup_date"]).dt.day
+    month_len = first["ts"].dt.days_in_month
+    late = signup_dom >= 29
+    assert late.sum() > 20
+    # A first charge is on the signup day of month, or the month's last day when the month is shorter.
+    on_time = first["ts"].dt.day == signup_dom.clip(upper=month_len)
+    assert on_time[late].mean() > 0.9
+    assert set(first.loc[late, "ts"].dt.day) >= {29, 30, 31}
