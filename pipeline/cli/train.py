@@ -1,5 +1,139 @@
-"""Commands: (being written)."""
+"""Commands: `churn train` (train, track, register, gate) and `churn evaluate` (re-evaluate a registered version)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from pipeline.cli._common import ConfigOpt, DataOpt, OutOpt, console, load, reported_errors
 
 app = typer.Typer()
+
+VersionOpt = Annotated[
+    str | None, typer.Option("--version", help="Registry version to evaluate (default: the champion).")
+]
+
+_ROWS = [
+    ("roc_auc", "ROC-AUC", "{:.4f}"),
+    ("pr_auc", "PR-AUC", "{:.4f}"),
+    ("top_decile_lift", "top-decile lift", "{:.2f}"),
+    ("precision_at_list", "precision@{pct}", "{:.3f}"),
+    ("recall_at_list", "recall@{pct}", "{:.3f}"),
+    ("brier", "Brier score", "{:.4f}"),
+    ("log_loss", "log loss", "{:.4f}"),
+    ("ece", "calibration err.", "{:.4f}"),
+    ("mean_predicted", "mean predicted", "{:.4f}"),
+    ("churn_rate", "churn rate", "{:.4f}"),
+]
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return pattern.format(value)
+
+
+def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
+    from pipeline.train import BASELINE, DISPLAY, LGBM, ORACLE
+
+    scorers = [k for k in (LGBM, BASELINE, ORACLE) if k in evaluation.metrics]
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", no_wrap=True)
+    for k in scorers:
+        table.add_column(DISPLAY[k], justify="right", no_wrap=True)
+    ratio_key = f"{LGBM}_to_oracle"
+    has_ratio = ratio_key in evaluation.ratios
+    if has_ratio:
+        table.add_column("LGBM/oracle", justify="right", no_wrap=True)
+    for key, label, pattern in _ROWS:
+        label = label.format(pct=f"{list_size_pct:g}%")
+        row = [label] + [_fmt(evaluation.metrics[k].get(key), pattern) for k in scorers]
+        if has_ratio:
+            row.append(_fmt(evaluation.ratios[ratio_key].get(key), "{:.3f}"))
+        table.add_row(*row)
+    profit_row = ["best list: profit"] + [
+        f"{evaluation.profit[k].best_k_pct}%: {evaluation.profit[k].best_profit:,.0f}" for k in scorers
+    ]
+    if has_ratio:
+        profit_row.append("")
+    table.add_row(*profit_row)
+    return table
+
+
+def _ui_hint(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} in a browser"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+@app.command("train")
+def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+    """Train LightGBM + a logistic baseline on an out-of-time split, log everything to MLflow, register the
+    model and promote it to champion only if it beats the current one."""
+    with reported_errors():
+        from pipeline.train import LGBM, run_training
+
+        cfg = load(config, data, out)
+        result = run_training(cfg, progress=True)
+        ev = result.evaluation
+        console.print(f"[bold]split:[/] {result.strategy}")
+        sizes = result.split_sizes
+        console.print(
+            f"rows: train {sizes['train']:,}, validation {sizes['valid']:,}, test {sizes['test']:,}; "
+            f"{len(result.features)} features; LightGBM best iteration {result.best_iteration}"
+            + (f" (random search, {result.tuning_trials} trials)" if result.tuning_trials else "")
+        )
+        console.print(
+            _metrics_table(
+                ev,
+                f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers)",
+                cfg.evaluation.list_size_pct,
+            )
+        )
+        if ev.oracle_note:
+            console.print(ev.oracle_note)
+        best = ev.profit[LGBM]
+        console.print(
+            f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] "
+            f"(expected profit {best.best_profit:,.0f} on the test customers; value {cfg.evaluation.customer_value:g}, "
+            f"offer cost {cfg.evaluation.offer_cost:g}, acceptance {cfg.evaluation.offer_acceptance:g})"
+        )
+        d = result.decision
+        verdict = "[bold green]champion[/]" if d.promoted else "[bold yellow]challenger[/]"
+        console.print(f"registry: {result.model_name} v{result.model_version} -> {verdict}: {d.reason}")
+        console.print(f"MLflow run {result.run_id} (experiment {cfg.tracking.experiment}); view it with:")
+        console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
+
+
+@app.command("evaluate")
+def evaluate(
+    config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None, version: VersionOpt = None
+) -> None:
+    """Evaluate a registered model version (default: the champion) on the latest test snapshots."""
+    with reported_errors():
+        from pipeline.train import LGBM, run_evaluation
+
+        cfg = load(config, data, out)
+        result = run_evaluation(cfg, version, progress=True)
+        ev = result.evaluation
+        for w in result.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        console.print(
+            _metrics_table(
+                ev,
+                f"{result.model_name} v{result.model_version} on test snapshots "
+                f"{', '.join(map(str, ev.test_snapshots))} ({ev.rows:,} customers)",
+                cfg.evaluation.list_size_pct,
+            )
+        )
+        if ev.oracle_note:
+            console.print(ev.oracle_note)
+        best = ev.profit[LGBM]
+        console.print(
+            f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] (expected profit {best.best_profit:,.0f})"
+        )
+        console.print(f"MLflow run {result.run_id}; view it with:")
+        console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)

@@ -1,0 +1,111 @@
+"""The deployable churn model: booster + calibrator + the feature contract, as an MLflow pyfunc model.
+
+Categorical features travel as strings in the MLflow signature (a `category` dtype is a pandas detail MLflow
+cannot declare); `predict` accepts strings, objects or `category` columns and casts them to the categories
+seen in training, so unseen or missing categories are scored as LightGBM's "missing". Columns other than the
+features (customer_id, snapshot_date, ...) are ignored.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+from models import explain
+from models.calibration import Calibrator
+from models.encoding import categorical_as_strings
+from models.train import lightgbm_matrix
+from pipeline.errors import DataValidationError
+
+
+def mlflow_column_type(dtype) -> str:
+    """MLflow signature type of a numeric training column (categoricals are always 'string')."""
+    np_dtype = np.dtype(getattr(dtype, "numpy_dtype", dtype))
+    if np_dtype.kind == "b":
+        return "boolean"
+    if np_dtype.kind in "iu":
+        return "long" if np_dtype.itemsize > 4 else "integer"
+    if np_dtype.kind == "f" and np_dtype.itemsize <= 4:
+        return "float"
+    return "double"
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):
+    """Calibrated churn probability of each row of a feature frame, plus per-feature contributions."""
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        calibrator: Calibrator,
+        feature_names: list[str],
+        categorical_features: list[str],
+        categories: dict[str, list[str]],
+        reference: dict,
+        metadata: dict,
+        column_types: dict[str, str] | None = None,
+    ):
+        self.booster = booster
+        self.calibrator = calibrator
+        self.feature_names = list(feature_names)
+        self.categorical_features = [f for f in feature_names if f in set(categorical_features)]
+        self.categories = {k: list(v) for k, v in categories.items()}
+        self.reference = reference
+        self.metadata = dict(metadata)
+        self.column_types = dict(column_types or {})
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns of `frame` as the booster expects them (missing columns are an error)."""
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame)
+        missing = [f for f in self.feature_names if f not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                [
+                    f"feature frame: column(s) {missing} required by the model are missing; the model was trained "
+                    f"on {len(self.feature_names)} features: build features with the same feature config "
+                    f"(or retrain with `churn train`)"
+                ]
+            )
+        return lightgbm_matrix(frame, self.feature_names, self.categories)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated booster probabilities."""
+        return self.booster.predict(self.matrix(frame))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        """Calibrated churn probabilities, one per row of `model_input`."""
+        return self.calibrator.transform(self.predict_raw(model_input))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Same as `predict(None, frame)`."""
+        return self.predict(None, frame)
+
+    def contributions(self, frame: pd.DataFrame, include_bias: bool = False) -> pd.DataFrame:
+        """Per-feature contributions in raw log-odds (LightGBM pred_contrib), one column per feature, same
+        index as `frame`; `include_bias` adds the expected log-odds as column `_bias`."""
+        return explain.contributions(self.booster, self.matrix(frame), include_bias=include_bias)
+
+    # -- MLflow contract -------------------------------------------------------------------------------------
+    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Features of `frame` in the signature's types (categoricals as strings, missing as None)."""
+        cols = {}
+        for name in self.feature_names:
+            cols[name] = categorical_as_strings(frame[name]) if name in self.categories else frame[name]
+        return pd.DataFrame(cols, index=frame.index)
+
+    def signature(self, example: pd.DataFrame) -> ModelSignature:
+        """Named columns: categoricals 'string', numbers as typed in training; output a float64 vector."""
+        specs = []
+        for name in self.feature_names:
+            if name in self.categories:
+                specs.append(ColSpec("string", name))
+            else:
+                specs.append(
+                    ColSpec(self.column_types.get(name) or mlflow_column_type(example[name].dtype), name)
+                )
+        return ModelSignature(inputs=Schema(specs), outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]))

@@ -1,0 +1,114 @@
+"""Feature drift: a reference profile of the training features and the population stability index (PSI).
+
+Numeric features are binned by their training deciles (plus a bin for missing values); categorical features by
+their training categories (plus `other` for categories never seen in training and `missing`). PSI per feature
+is sum((a - e) * ln(a / e)) over bins, with expected fractions e from training and actual fractions a from the
+new frame; fractions are floored at `EPSILON` so an empty bin does not make it infinite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from models.encoding import categorical_as_strings
+from pipeline.errors import DataValidationError
+
+EPSILON = 1e-4
+PROFILE_VERSION = 1
+
+
+def reference_profile(frame: pd.DataFrame, feature_names: list[str], categorical_features: list[str]) -> dict:
+    """JSON-serialisable distribution profile of `feature_names` in `frame` (normally the training rows)."""
+    _require_columns(frame, feature_names, "reference_profile")
+    cats = set(categorical_features)
+    features: dict[str, dict] = {}
+    n = len(frame)
+    for name in feature_names:
+        col = frame[name]
+        if name in cats:
+            values = categorical_as_strings(col)
+            counts = values.value_counts(dropna=True)
+            counts = counts.sort_index()
+            features[name] = {
+                "kind": "categorical",
+                "categories": [str(c) for c in counts.index],
+                "fractions": [float(c) / n for c in counts.to_numpy()] if n else [],
+                "other": 0.0,
+                "missing": float(values.isna().sum()) / n if n else 0.0,
+            }
+        else:
+            x = _numeric(col, name)
+            finite = x[~np.isnan(x)]
+            if finite.size:
+                edges = np.unique(np.quantile(finite, np.linspace(0.1, 0.9, 9)))
+            else:
+                edges = np.array([], dtype=float)
+            counts = _numeric_bin_counts(x, edges)
+            features[name] = {
+                "kind": "numeric",
+                "edges": [float(e) for e in edges],
+                "fractions": [float(c) / n for c in counts[:-1]] if n else [],
+                "missing": float(counts[-1]) / n if n else 0.0,
+            }
+    return {"version": PROFILE_VERSION, "rows": int(n), "epsilon": EPSILON, "features": features}
+
+
+def population_stability(reference: dict, frame: pd.DataFrame) -> pd.Series:
+    """PSI of every feature of `reference` between the reference and `frame` (Series indexed by feature)."""
+    profiles: dict[str, dict] = reference["features"]
+    _require_columns(frame, list(profiles), "population_stability")
+    eps = float(reference.get("epsilon", EPSILON))
+    n = len(frame)
+    psi = {}
+    for name, prof in profiles.items():
+        if prof["kind"] == "categorical":
+            expected = np.array([*prof["fractions"], prof["other"], prof["missing"]], dtype=float)
+            values = categorical_as_strings(frame[name])
+            codes = pd.Categorical(values, categories=prof["categories"]).codes.astype(np.int64)
+            k = len(prof["categories"])
+            # code -1 is either missing or a category unseen in training
+            codes = np.where(codes >= 0, codes, np.where(values.isna().to_numpy(), k + 1, k))
+            counts = np.bincount(codes, minlength=k + 2)
+        else:
+            expected = np.array([*prof["fractions"], prof["missing"]], dtype=float)
+            counts = _numeric_bin_counts(_numeric(frame[name], name), np.asarray(prof["edges"], dtype=float))
+        actual = counts / n if n else np.zeros_like(expected)
+        psi[name] = _psi(expected, actual, eps)
+    return pd.Series(psi, name="psi", dtype=float)
+
+
+def _psi(expected: np.ndarray, actual: np.ndarray, eps: float) -> float:
+    e = np.maximum(expected, eps)
+    a = np.maximum(actual, eps)
+    value = float(np.sum((a - e) * np.log(a / e)))
+    return 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
+
+
+def _numeric_bin_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin (-inf, e1], (e1, e2], ..., (ek, inf), then the missing count last."""
+    missing = np.isnan(x)
+    bins = np.searchsorted(edges, x[~missing], side="left")
+    counts = np.bincount(bins, minlength=len(edges) + 1)
+    return np.append(counts, missing.sum())
+
+
+def _numeric(col: pd.Series, name: str) -> np.ndarray:
+    try:
+        x = pd.to_numeric(col, errors="raise").astype("float64").to_numpy(na_value=np.nan)
+    except (TypeError, ValueError) as e:
+        raise DataValidationError(
+            [f"feature '{name}': expected numbers, got {col.dtype} ({e}); check the feature frame's dtypes"]
+        ) from e
+    x[np.isinf(x)] = np.nan
+    return x
+
+
+def _require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            [f"{what}: feature column(s) {missing} missing from the frame; it has {list(frame.columns)[:20]}"]
+        )

@@ -1,0 +1,238 @@
+"""MLflow model logging, registration, the champion/challenger promotion gate, and loading a registered model.
+
+Aliases: `champion` is what scoring uses by default; a new version that does not beat the champion on the
+promotion metric (both scored on the SAME test snapshots) gets `challenger` instead. Versions carry tags
+`gate.decision`, `gate.reason`, `gate.metric` and the compared values.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models.model import ModelInfo
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.tracking import MlflowClient
+
+from models import evaluate
+from models.churn_model import ChurnModel
+from pipeline.errors import DataValidationError, ModelNotFoundError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle", "pyarrow")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Outcome of the promotion gate for one new version."""
+
+    version: str
+    promoted: bool
+    reason: str
+    metric: str
+    new_value: float
+    champion_version: str | None = None
+    champion_value: float | None = None
+
+    @property
+    def alias(self) -> str:
+        return CHAMPION if self.promoted else CHALLENGER
+
+
+def use_tracking(tracking_uri: str) -> None:
+    """Point MLflow's tracking and registry at `tracking_uri` (MLflow keeps these process-wide)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///<path>` URI (absolute paths have a fourth slash), else None."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the pyfunc model (the `models` package of churn-pipeline must be importable too)."""
+    reqs = []
+    for dist in _REQUIREMENTS:
+        try:
+            reqs.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            reqs.append(dist)
+    return reqs
+
+
+def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> ModelInfo:
+    """Log `model` as a pyfunc model in the active run, with a signature and an input example from `example`."""
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    # MLflow warns about every pickled python_model; ChurnModel is our own class, so the warning is noise
+    pyfunc_log.setLevel(logging.ERROR)
+    try:
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=model,
+            signature=model.signature(example),
+            input_example=model.input_frame(example.head(5)),
+            pip_requirements=pip_requirements(),
+        )
+    finally:
+        pyfunc_log.setLevel(level)
+
+
+def register(client: MlflowClient, model_uri: str, name: str, run_id: str) -> str:
+    """Register `model_uri` as a new version of `name` (created on first use); returns the version."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        client.create_registered_model(
+            name, description="Churn classifier (LightGBM + calibration) of churn-pipeline."
+        )
+    mv = client.create_model_version(name, model_uri, run_id=run_id)
+    return str(mv.version)
+
+
+def decide(
+    metric: str, new_value: float, champion_value: float | None, champion_version: str | None
+) -> tuple[bool, str]:
+    """The gate rule: promote when there is no champion or the new value is strictly better."""
+    direction = "lower" if metric in evaluate.LOWER_IS_BETTER else "higher"
+    if champion_version is None:
+        return True, f"no champion yet: the new version becomes champion ({metric} {new_value:.4f})"
+    assert champion_value is not None
+    if evaluate.better(metric, new_value, champion_value):
+        return True, (
+            f"{metric} {new_value:.4f} beats the champion v{champion_version} ({champion_value:.4f}) on the same "
+            f"test snapshots ({direction} is better)"
+        )
+    return False, (
+        f"{metric} {new_value:.4f} does not beat the champion v{champion_version} ({champion_value:.4f}) on the "
+        f"same test snapshots ({direction} is better); it stays a challenger"
+    )
+
+
+def promotion_gate(
+    tracking_uri: str,
+    name: str,
+    version: str,
+    metric: str,
+    new_value: float,
+    test_frame: pd.DataFrame,
+    list_size_pct: float,
+) -> GateDecision:
+    """Re-score the current champion on `test_frame` (which has `label`), compare on `metric`, set the alias
+    (`champion` or `challenger`) on `version` and tag it with the decision."""
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    champion_version, champion_value = None, None
+    try:
+        champion, champion_version = load_model(tracking_uri, name, None)
+    except ModelNotFoundError:
+        champion = None
+    if champion is not None and champion_version == version:
+        champion = champion_version = None
+    if champion is not None:
+        try:
+            p = champion.predict(None, test_frame)
+        except DataValidationError as e:
+            promoted = True
+            reason = (
+                f"the champion v{champion_version} cannot score the current features ({e.problems[0]}); "
+                f"the new version replaces it"
+            )
+            champion_value = float("nan")
+        else:
+            champion_value = evaluate.classification_metrics(
+                test_frame["label"].to_numpy(), p, list_size_pct
+            )[metric]
+            promoted, reason = decide(metric, new_value, champion_value, champion_version)
+    else:
+        promoted, reason = decide(metric, new_value, None, None)
+
+    decision = GateDecision(
+        version=str(version),
+        promoted=promoted,
+        reason=reason,
+        metric=metric,
+        new_value=float(new_value),
+        champion_version=champion_version,
+        champion_value=None if champion_value is None else float(champion_value),
+    )
+    client.set_registered_model_alias(name, decision.alias, decision.version)
+    tags = {
+        "gate.decision": decision.alias,
+        "gate.reason": reason,
+        "gate.metric": metric,
+        "gate.value": f"{new_value:.6f}",
+        "gate.champion_version": champion_version or "",
+        "gate.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, decision.version, key, value)
+    return decision
+
+
+def _not_found(e: MlflowException) -> bool:
+    return e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+
+
+def load_model(tracking_uri: str, name: str, version: str | None = None) -> tuple[ChurnModel, str]:
+    """The registered churn model `name` (version, or the `champion` alias when None) and its version."""
+    fix = "run `churn train` first"
+    db = sqlite_path(tracking_uri)
+    if db is not None and not db.is_file():
+        raise ModelNotFoundError(f"no MLflow store at {db} (tracking URI {tracking_uri}): {fix}")
+    use_tracking(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException as e:
+        if not _not_found(e):
+            raise
+        raise ModelNotFoundError(f"no model registered as '{name}' in {tracking_uri}: {fix}") from None
+
+    def available() -> list[int]:
+        return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+
+    if version is None:
+        aliases = registered.aliases or {}
+        if CHAMPION not in aliases:
+            raise ModelNotFoundError(
+                f"model '{name}' has no '{CHAMPION}' version (versions: {available() or 'none'}): {fix}, or pass "
+                f"a version explicitly"
+            )
+        version = str(aliases[CHAMPION])
+    if not str(version).isdigit():
+        raise ModelNotFoundError(
+            f"model version must be a whole number, got {version!r}; available versions of '{name}': {available()}"
+        )
+    try:
+        mv = client.get_model_version(name, str(version))
+    except MlflowException as e:
+        if not _not_found(e):
+            raise
+        raise ModelNotFoundError(
+            f"model '{name}' has no version {version!r}; available versions: {available() or 'none'} "
+            f"({fix} to add one)"
+        ) from None
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+    model = pyfunc.unwrap_python_model()
+    if not isinstance(model, ChurnModel):
+        raise ModelNotFoundError(
+            f"model '{name}' version {mv.version} is a {type(model).__name__}, not a churn-pipeline ChurnModel: "
+            f"register models with `churn train`"
+        )
+    return model, str(mv.version)

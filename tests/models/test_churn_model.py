@@ -1,0 +1,85 @@
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.churn_model import ChurnModel
+from models.registry import log_churn_model, use_tracking
+from pipeline.errors import DataValidationError
+from tests.models.synthetic import fit_churn_model, make_training_set
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    ts = make_training_set(n_customers=800, snapshots=4, seed=8)
+    model, split = fit_churn_model(ts)
+    return model, split
+
+
+def test_predict_gives_calibrated_probabilities_per_row(fitted):
+    model, split = fitted
+    p = model.predict(None, split.test)
+    assert isinstance(p, np.ndarray) and p.shape == (len(split.test),)
+    assert ((p > 0) & (p < 1)).all()
+    assert np.array_equal(p, model.calibrator.transform(model.predict_raw(split.test)))
+    # extra columns are ignored, column order does not matter
+    shuffled = split.test[list(reversed(split.test.columns))]
+    assert np.array_equal(model.predict(None, shuffled), p)
+
+
+def test_contributions_sum_to_the_raw_log_odds(fitted):
+    model, split = fitted
+    c = model.contributions(split.test)
+    assert list(c.columns) == model.feature_names and c.index.equals(split.test.index)
+    with_bias = model.contributions(split.test, include_bias=True)
+    raw = model.predict_raw(split.test)
+    assert np.allclose(with_bias.sum(axis=1), np.log(raw / (1 - raw)), atol=1e-6)
+    assert np.allclose(with_bias.drop(columns="_bias"), c)
+
+
+def test_missing_feature_column_names_it(fitted):
+    model, split = fitted
+    with pytest.raises(DataValidationError, match="complaints_30d"):
+        model.predict(None, split.test.drop(columns=["complaints_30d"]))
+
+
+def test_pyfunc_round_trip_gives_identical_predictions(fitted, mlflow_store):
+    model, split = fitted
+    uri, exp = mlflow_store
+    use_tracking(uri)
+    with mlflow.start_run(experiment_id=exp):
+        info = log_churn_model(model, split.test)
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+
+    # through the signature: categoricals as strings, with a never-seen category and a missing one
+    frame = split.test.copy()
+    frame.iloc[:3, frame.columns.get_loc("plan")] = np.nan
+    features = model.input_frame(frame)
+    features.iloc[3, features.columns.get_loc("region")] = "atlantis"
+    expected = model.predict(None, features)
+    got = loaded.predict(features)
+    assert np.array_equal(np.asarray(got), expected)
+    assert np.array_equal(model.predict(None, frame.assign(region=features["region"])), expected)
+
+    inner = loaded.unwrap_python_model()
+    assert isinstance(inner, ChurnModel)
+    assert np.array_equal(inner.predict(None, split.test), model.predict(None, split.test))
+    assert inner.reference == model.reference and inner.metadata == model.metadata
+    sig = loaded.metadata.get_input_schema().input_types_dict()
+    assert (
+        sig["plan"].name == "string"
+        and sig["tenure_days"].name == "long"
+        and sig["monthly_fee"].name == "double"
+    )
+
+
+def test_signature_rejects_a_frame_without_a_feature(fitted, mlflow_store):
+    model, split = fitted
+    uri, exp = mlflow_store
+    use_tracking(uri)
+    with mlflow.start_run(experiment_id=exp):
+        info = log_churn_model(model, split.test)
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="logins_30d"):
+        loaded.predict(model.input_frame(split.test).drop(columns=["logins_30d"]))
+    assert isinstance(pd.Series(loaded.predict(model.input_frame(split.test.head(3)))), pd.Series)

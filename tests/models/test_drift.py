@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.drift import population_stability, reference_profile
+from pipeline.errors import DataValidationError
+from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
+
+
+@pytest.fixture(scope="module")
+def frames():
+    a = make_training_set(n_customers=4000, snapshots=1, seed=1).frame
+    b = make_training_set(n_customers=4000, snapshots=1, seed=2).frame  # same distribution, other sample
+    return a, b
+
+
+def test_reference_profile_is_json_serialisable(frames):
+    ref = reference_profile(frames[0], FEATURES, CATEGORICAL)
+    back = json.loads(json.dumps(ref, allow_nan=False))
+    assert set(back["features"]) == set(FEATURES)
+    num = back["features"]["logins_30d"]
+    assert num["kind"] == "numeric" and len(num["fractions"]) == len(num["edges"]) + 1
+    assert sum(num["fractions"]) + num["missing"] == pytest.approx(1.0)
+    cat = back["features"]["region"]
+    assert cat["kind"] == "categorical" and set(cat["categories"]) == {"north", "south", "east", "west"}
+    assert cat["missing"] == pytest.approx(frames[0]["region"].isna().mean())
+    assert back["features"]["days_since_last_login"]["missing"] > 0.05
+
+
+def test_psi_is_zero_for_identical_and_small_for_a_fresh_sample(frames):
+    a, b = frames
+    ref = reference_profile(a, FEATURES, CATEGORICAL)
+    same = population_stability(ref, a)
+    assert list(same.index) == FEATURES
+    assert (same == 0).all()
+    fresh = population_stability(ref, b)
+    assert (fresh < 0.02).all()
+
+
+def test_psi_is_large_for_shifted_distributions(frames):
+    a, b = frames
+    ref = reference_profile(a, FEATURES, CATEGORICAL)
+    shifted = b.assign(
+        logins_30d=b["logins_30d"] + 8,
+        plan=pd.Categorical(
+            np.where(b["plan"] == "basic", "premium", b["plan"].astype(str)),
+            categories=b["plan"].cat.categories,
+        ),
+        days_since_last_login=np.nan,
+        region=b["region"].cat.add_categories(["mars"]).fillna("mars"),
+    )
+    psi = population_stability(ref, shifted)
+    assert psi["logins_30d"] > 0.25
+    assert psi["plan"] > 0.25
+    assert psi["days_since_last_login"] > 0.25  # everything moved into the missing bin
+    assert psi["region"] > 0.1  # 5% moved from missing to a never-seen category
+    assert psi["tenure_days"] < 0.02 and psi["complaints_30d"] < 0.02
+
+
+def test_psi_accepts_strings_for_categoricals_and_needs_every_feature(frames):
+    a, _ = frames
+    ref = reference_profile(a, FEATURES, CATEGORICAL)
+    as_text = a.assign(plan=a["plan"].astype(str), region=a["region"].astype(object))
+    assert (population_stability(ref, as_text) == 0).all()
+    with pytest.raises(DataValidationError, match="logins_30d"):
+        population_stability(ref, a.drop(columns=["logins_30d"]))

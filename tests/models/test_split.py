@@ -1,0 +1,78 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.split import customer_hash_bucket, held_out_test, out_of_time_split, snapshot_dates
+from pipeline.config import ModelConfig
+from pipeline.errors import ConfigError
+from tests.models.synthetic import make_training_set
+
+
+def _dates(frame: pd.DataFrame) -> set[dt.date]:
+    return set(pd.to_datetime(frame["snapshot_date"]).dt.date)
+
+
+@pytest.mark.parametrize(("test_n", "valid_n", "gap_n"), [(1, 1, 0), (2, 2, 0), (1, 2, 1), (1, 1, 3)])
+def test_out_of_time_split_never_trains_on_a_later_snapshot(test_n, valid_n, gap_n):
+    ts = make_training_set(n_customers=50, snapshots=7, seed=3)
+    # shuffled rows: the split must rely on dates, not on row order
+    frame = ts.frame.sample(frac=1.0, random_state=1)
+    split = out_of_time_split(
+        frame, ModelConfig(test_snapshots=test_n, valid_snapshots=valid_n, gap_snapshots=gap_n)
+    )
+
+    all_dates = snapshot_dates(frame)
+    train, valid, test = _dates(split.train), _dates(split.valid), _dates(split.test)
+    assert max(train) < min(valid) <= max(valid) < min(test)
+    assert sorted(test) == all_dates[-test_n:]
+    assert sorted(valid) == all_dates[-(test_n + valid_n) : -test_n]
+    assert len(train) == len(all_dates) - test_n - valid_n - gap_n
+    # every row of a kept snapshot is in exactly one part; rows of the gap snapshots in none
+    parts = [split.train.index, split.valid.index, split.test.index]
+    assert sum(len(p) for p in parts) == len(frame) - 50 * gap_n
+    assert len(set().union(*map(set, parts))) == sum(len(p) for p in parts)
+    assert split.kind == "out_of_time"
+    assert split.train_snapshots == sorted(train) and split.test_snapshots == sorted(test)
+
+
+def test_single_snapshot_falls_back_to_a_deterministic_customer_split_and_says_so():
+    ts = make_training_set(n_customers=2000, snapshots=1, seed=4)
+    split = out_of_time_split(ts.frame, ModelConfig())
+    again = out_of_time_split(ts.frame.sample(frac=1.0, random_state=2), ModelConfig())
+
+    assert split.kind == "customer_hash"
+    assert "single snapshot" in split.strategy and "customer" in split.strategy
+    ids = [set(p["customer_id"]) for p in (split.train, split.valid, split.test)]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert sum(map(len, ids)) == 2000
+    # same customers in the same part whatever the row order
+    assert set(again.test["customer_id"]) == ids[2] and set(again.train["customer_id"]) == ids[0]
+    assert 0.5 < len(split.train) / 2000 < 0.7 and 0.12 < len(split.test) / 2000 < 0.28
+
+
+def test_customer_hash_bucket_is_stable_for_the_same_id():
+    a = customer_hash_bucket(pd.Series(["C1", "C2", "C3"]))
+    b = customer_hash_bucket(pd.Series(["C3", "C1"]))
+    assert a[0] == b[1] and a[2] == b[0]
+    assert ((a >= 0) & (a < 100)).all()
+    # integer ids hash like their text
+    assert np.array_equal(
+        customer_hash_bucket(pd.Series([17, 42])), customer_hash_bucket(pd.Series(["17", "42"]))
+    )
+
+
+def test_too_few_snapshots_is_a_clear_config_error():
+    ts = make_training_set(n_customers=20, snapshots=3)
+    with pytest.raises(ConfigError) as e:
+        out_of_time_split(ts.frame, ModelConfig(test_snapshots=1, valid_snapshots=2))
+    msg = str(e.value)
+    assert "3 snapshots" in msg and "needs 4" in msg and "model.valid_snapshots=2" in msg
+
+
+def test_held_out_test_is_the_latest_snapshots():
+    ts = make_training_set(n_customers=30, snapshots=5)
+    test, dates = held_out_test(ts.frame, ModelConfig(test_snapshots=2))
+    assert dates == snapshot_dates(ts.frame)[-2:]
+    assert _dates(test) == set(dates) and len(test) == 60

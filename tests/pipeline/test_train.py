@@ -1,0 +1,221 @@
+"""The training and evaluation stages and their commands, on a real local SQLite MLflow store."""
+
+import json
+import shutil
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+import pipeline.train as stage
+from models import evaluate
+from models.registry import load_model
+from pipeline.cli import app
+from pipeline.config import Config, ModelConfig
+from tests.models.synthetic import make_training_set
+
+PLOTS = {
+    "roc.png", "precision_recall.png", "gains_lift.png", "calibration.png", "feature_importance.png",
+    "contribution_summary.png", "profit_curve.png",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_training_set(n_customers=1200, snapshots=4, seed=31)
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory) -> str:
+    """An initialised, empty SQLite MLflow store; copying it saves each test the schema migrations."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return str(path)
+
+
+@pytest.fixture
+def workdir(tmp_path, empty_store):
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(empty_store, work / "mlflow.db")
+    return work
+
+
+@pytest.fixture
+def use_set(monkeypatch):
+    """Make the stage train on a given synthetic set instead of building one from data."""
+
+    def _use(ts):
+        monkeypatch.setattr(stage, "_training_set", lambda cfg, progress: ts)
+
+    return _use
+
+
+def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, synthetic, use_set):
+    use_set(synthetic)
+    cfg = Config(workdir=workdir)
+    result = stage.run_training(cfg)
+
+    assert result.model_version == "1" and result.decision.promoted
+    assert result.tracking_uri == f"sqlite:///{(tmp_path / 'work' / 'mlflow.db').resolve()}"
+    client = MlflowClient(result.tracking_uri, result.tracking_uri)
+    run = client.get_run(result.run_id)
+    m, params = run.data.metrics, run.data.params
+    for prefix in ("lgbm_", "baseline_"):
+        for metric in (
+            "roc_auc",
+            "pr_auc",
+            "brier",
+            "log_loss",
+            "top_decile_lift",
+            "ece",
+            "precision_at_list",
+        ):
+            assert prefix + metric in m
+    assert m["lgbm_roc_auc"] == pytest.approx(result.evaluation.metrics["lgbm"]["roc_auc"])
+    assert "oracle_roc_auc" not in m  # no oracle configured
+    assert params["model.lightgbm.num_leaves"] == "31" and params["data.fingerprint"] == "data-31"
+    assert "out-of-time" in params["split.strategy"]
+    assert run.data.tags["registry.alias"] == "champion"
+
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "features.json", "plots", "evaluation", "training_set"} <= artifacts
+    assert {a.path.split("/")[-1] for a in client.list_artifacts(result.run_id, "plots")} == PLOTS
+    local = client.download_artifacts(result.run_id, "features.json", str(tmp_path))
+    with open(local) as fh:
+        features = json.load(fh)
+    assert features["features"] == synthetic.manifest["features"]
+    # artifacts live next to the store, not in the current directory
+    assert (tmp_path / "work" / "mlartifacts").is_dir()
+
+    # the registered champion scores exactly like the model evaluated in the run
+    model, version = load_model(result.tracking_uri, cfg.tracking.registered_model)
+    test = synthetic.frame[
+        pd.to_datetime(synthetic.frame["snapshot_date"]) == synthetic.frame["snapshot_date"].max()
+    ]
+    p = model.predict(None, test)
+    assert version == "1"
+    assert evaluate.roc_auc(test["label"], p) == pytest.approx(m["lgbm_roc_auc"])
+    assert model.metadata["optimal_list_pct"] == result.optimal_list_pct
+    assert model.metadata["data_fingerprint"] == "data-31" and model.metadata["run_id"] == result.run_id
+    assert set(model.reference["features"]) == set(synthetic.manifest["features"])
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.registered_model}/1")
+    assert np.array_equal(np.asarray(pyfunc.predict(model.input_frame(test))), p)
+
+
+def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir, synthetic, use_set):
+    cfg = Config(workdir=workdir)
+    use_set(synthetic)
+    first = stage.run_training(cfg)
+
+    # same data, training labels shuffled: genuinely worse on the same test snapshots
+    frame = synthetic.frame.copy()
+    latest = frame["snapshot_date"] >= sorted(frame["snapshot_date"].unique())[-2]
+    rng = np.random.default_rng(0)
+    frame.loc[~latest, "label"] = rng.permutation(frame.loc[~latest, "label"].to_numpy())
+    use_set(
+        type(synthetic)(frame=frame, manifest=synthetic.manifest, true_probability=synthetic.true_probability)
+    )
+    second = stage.run_training(cfg)
+
+    assert second.model_version == "2" and not second.decision.promoted
+    assert second.decision.champion_version == "1"
+    assert second.decision.champion_value == pytest.approx(first.evaluation.metrics["lgbm"]["pr_auc"])
+    assert "does not beat the champion v1" in second.decision.reason
+    client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
+    aliases = client.get_registered_model(cfg.tracking.registered_model).aliases
+    assert str(aliases["champion"]) == "1" and str(aliases["challenger"]) == "2"
+
+    ev = stage.run_evaluation(cfg)
+    assert ev.model_version == "1"
+    assert ev.evaluation.metrics["lgbm"]["pr_auc"] == pytest.approx(
+        first.evaluation.metrics["lgbm"]["pr_auc"]
+    )
+    run = client.get_run(ev.run_id)
+    assert run.data.tags["stage"] == "evaluate" and run.data.params["model.version"] == "1"
+    assert "lgbm_pr_auc" in run.data.metrics
+    assert ev.warnings == []  # v1 was trained before the test snapshot
+    ev2 = stage.run_evaluation(cfg, "2")
+    assert ev2.evaluation.metrics["lgbm"]["pr_auc"] == pytest.approx(
+        second.evaluation.metrics["lgbm"]["pr_auc"]
+    )
+
+
+def test_single_snapshot_training_says_it_split_by_customer(workdir, use_set):
+    use_set(make_training_set(n_customers=2500, snapshots=1, seed=9))
+    model_cfg = ModelConfig(calibration="sigmoid", tuning_trials=2)
+    result = stage.run_training(Config(workdir=workdir, model=model_cfg))
+    assert "customer-hash split" in result.strategy and "single snapshot" in result.strategy
+    client = MlflowClient(result.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["split.kind"] == "customer_hash"
+    # the random search ran its budget (configured params + 2 trials) and logged them
+    trials = pd.read_csv(client.download_artifacts(result.run_id, "tuning/trials.csv", str(workdir)))
+    assert len(trials) == 3 and result.tuning_trials == 2
+
+
+def test_cli_train_and_evaluate(workdir, synthetic, use_set):
+    use_set(synthetic)
+    runner = CliRunner()
+    out = workdir
+    res = runner.invoke(app, ["train", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    for text in ("LightGBM", "baseline", "ROC-AUC", "PR-AUC", "top-decile lift", "profit-optimal list",
+                 "champion", "no champion yet", "mlflow ui --backend-store-uri sqlite:///"):  # fmt: skip
+        assert text in res.output, text
+
+    res = runner.invoke(app, ["evaluate", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "churn-classifier v1" in res.output and "PR-AUC" in res.output
+
+    res = runner.invoke(app, ["evaluate", "--out", str(out), "--version", "9"])
+    assert res.exit_code == 6
+    assert "no version '9'" in res.output and "available versions: [1]" in res.output
+
+
+def test_cli_evaluate_without_a_store_says_to_train_first(tmp_path):
+    res = CliRunner().invoke(app, ["evaluate", "--out", str(tmp_path / "empty")])
+    assert res.exit_code == 6 and "churn train" in res.output
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_simulated_company(company, tmp_path):
+    """Real training set from simulated data, oracle metrics, calibration against the true probabilities."""
+    from models.split import held_out_test
+    from pipeline.training_set import load_or_build_training_set
+
+    cfg = company.config_in(tmp_path / "work")
+    result = stage.run_training(cfg)
+    ev = result.evaluation
+    assert set(ev.metrics) == {"lgbm", "baseline", "oracle"}
+    assert result.decision.promoted and result.model_version == "1"
+    assert "out-of-time" in result.strategy
+    lgbm, oracle = ev.metrics["lgbm"], ev.metrics["oracle"]
+    # the model learns something, and cannot beat the simulator's true probabilities by more than noise
+    assert lgbm["roc_auc"] > 0.55 and lgbm["top_decile_lift"] > 1.2
+    assert 0.5 < ev.ratios["lgbm_to_oracle"]["roc_auc"] < 1.05
+    run = MlflowClient(cfg.tracking_uri).get_run(result.run_id)
+    assert run.data.metrics["oracle_roc_auc"] == pytest.approx(oracle["roc_auc"])
+    assert run.data.metrics["lgbm_to_oracle_roc_auc"] == pytest.approx(ev.ratios["lgbm_to_oracle"]["roc_auc"])
+
+    # calibration: predicted rates match the observed rate and the true churn probabilities
+    model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
+    test, _ = held_out_test(load_or_build_training_set(cfg, progress=False).frame, cfg.model)
+    p = model.predict(None, test)
+    truth, _ = stage.oracle_probabilities(cfg, test)
+    y = test["label"].to_numpy()
+    assert abs(p.mean() - y.mean()) < 0.01
+    assert abs(p.mean() - truth.mean()) < 0.015
+    bins = np.array_split(np.argsort(p, kind="stable"), 5)
+    gaps = [abs(p[b].mean() - truth[b].mean()) for b in bins]
+    assert np.mean(gaps) < 0.02
+    raw = model.predict_raw(test)
+    assert evaluate.expected_calibration_error(y, p) < max(0.02, evaluate.expected_calibration_error(y, raw))
+
+    # the champion evaluates to the same numbers in its own run
+    again = stage.run_evaluation(cfg)
+    assert again.evaluation.metrics["lgbm"]["roc_auc"] == pytest.approx(lgbm["roc_auc"])
+    assert again.evaluation.metrics["oracle"]["roc_auc"] == pytest.approx(oracle["roc_auc"])
