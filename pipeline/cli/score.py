@@ -1,5 +1,137 @@
-"""Commands: (being written)."""
+"""Commands: `churn score` (nightly at-risk list) and `churn export` (deliver it to csv/jsonl/webhook/postgres)."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from pipeline.cli._common import (
+    AsOfOpt,
+    ConfigOpt,
+    DataOpt,
+    OutOpt,
+    console,
+    load,
+    parse_as_of,
+    reported_errors,
+)
 
 app = typer.Typer()
+
+ModelVersionOpt = Annotated[
+    str | None,
+    typer.Option("--model-version", help="Registry version to score with (default: the champion)."),
+]
+TopOpt = Annotated[int, typer.Option("--top", min=0, help="Rows of the at-risk list to show.")]
+TargetOpt = Annotated[str, typer.Option("--to", help="Export target: csv, jsonl, webhook or postgres.")]
+
+
+@app.command("score")
+def score(
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    out: OutOpt = None,
+    model_version: ModelVersionOpt = None,
+    top: TopOpt = 15,
+) -> None:
+    """Score active customers as of a date into the full scores table and the at-risk list (all or nothing)."""
+    with reported_errors():
+        from pipeline.scoring import run_scoring
+
+        cfg = load(config, data, out)
+        result = run_scoring(cfg, parse_as_of(as_of), model_version, progress=True)
+        _print_scoring(result, top)
+
+
+def _print_scoring(result, top: int) -> None:
+    m = result.manifest
+    at_risk = result.at_risk
+    table = Table(
+        title=f"At-risk customers as of {result.as_of} (top {min(top, len(at_risk))} of {len(at_risk)})"
+    )
+    for col, kw in (
+        ("#", {"justify": "right"}),
+        ("customer", {}),
+        ("probability", {"justify": "right"}),
+        ("tier", {}),
+        ("value at risk", {"justify": "right"}),
+        ("reasons", {"overflow": "fold"}),
+        ("suggested action", {}),
+    ):
+        table.add_column(col, **kw)
+    head = at_risk.head(top)
+    reasons = head[["reason_1", "reason_2", "reason_3"]].apply(lambda r: "; ".join(x for x in r if x), axis=1)
+    for row, why in zip(head.itertuples(index=False), reasons, strict=True):
+        table.add_row(
+            str(row.rank),
+            str(row.customer_id),
+            f"{row.churn_probability:.1%}",
+            str(row.risk_tier or "-"),
+            f"{row.expected_value_at_risk:,.0f}",
+            why or "-",
+            str(row.suggested_action),
+        )
+    console.print(table)
+
+    counts, size = m["counts"], m["list_size"]
+    tiers = ", ".join(f"{t}: {c}" for t, c in counts["by_tier"].items())
+    console.print(
+        f"Scored [bold]{counts['active_scored']:,}[/] active customers with {result.model_name} "
+        f"v{result.model_version}; at-risk list [bold]{counts['at_risk']:,}[/] "
+        f"(top {size['pct']:g}%, {size['origin']}); tiers {tiers}; "
+        f"expected value at risk {m['value']['total_expected_value_at_risk']:,.0f}"
+    )
+    staleness = m["checks"]["staleness"]
+    if staleness.get("status") == "passed":
+        console.print(
+            f"Newest {staleness['table']}: {staleness['newest_activity']} ({staleness['age_days']} days old)"
+        )
+    if result.drift_warnings:
+        listed = ", ".join(f"{k} ({v:.3f})" for k, v in result.drift_warnings.items())
+        console.print(
+            f"[yellow]drift warning[/]: PSI above scoring.drift.warn_psi={m['checks']['drift']['warn_psi']:g} "
+            f"in {listed}"
+        )
+    console.print(f"Outputs: {result.out_dir}")
+
+
+@app.command("export")
+def export(
+    config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
+    out: OutOpt = None,
+    to: TargetOpt = "csv",
+) -> None:
+    """Export a published at-risk list (default: the latest scored date) to csv, jsonl, a webhook or Postgres."""
+    with reported_errors():
+        from pipeline.errors import ExportError
+        from pipeline.export import run_export
+
+        cfg = load(config, None, out)
+        try:
+            result = run_export(cfg, parse_as_of(as_of), to, progress=True)
+        except ExportError as e:
+            if getattr(e, "result", None) is not None:
+                _print_export(e.result, summary=False)  # the error message carries the failure report
+            raise
+        _print_export(result)
+
+
+def _print_export(result, summary: bool = True) -> None:
+    table = Table(title=f"Export of the at-risk list as of {result.as_of} to {result.target}")
+    for col in ("records", "delivered now", "already delivered", "not delivered", "seconds"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{result.records:,}",
+        f"{result.delivered:,}",
+        f"{result.skipped:,}",
+        f"[red]{result.failed:,}[/]" if result.failed else "0",
+        f"{result.seconds:.2f}",
+    )
+    console.print(table)
+    console.print(f"Destination: {result.destination}", soft_wrap=True)
+    if summary and "summary" in result.details:
+        console.print(result.details["summary"], highlight=False, soft_wrap=True)

@@ -1,0 +1,268 @@
+"""Webhook export: JSON batches over HTTP POST with idempotency keys, retries and a delivery ledger.
+
+Delivery is at-least-once on the wire and exactly-once by key: every record carries
+`idempotency_key = "<customer_id>:<as_of>"` and every batch an `Idempotency-Key` header derived from the
+keys it holds, so a receiver can drop repeats of a retried batch. The ledger (JSON next to the at-risk
+list, rewritten atomically after each acknowledged batch) lists the keys the endpoint acknowledged with
+a 2xx; a re-run sends only the rest, and nothing enters the ledger without an acknowledgement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+import requests
+
+from pipeline.config import WebhookConfig
+from pipeline.errors import ConfigError
+from pipeline.export.files import crm_frame
+from pipeline.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+URL_ENV = "CHURN_WEBHOOK_URL"
+LEDGER_NAME = "webhook_ledger.json"
+# Statuses worth retrying: server errors, plus the two 4xx that mean "not now" rather than "never".
+_RETRY_4XX = {408, 429}
+_MAX_WAIT_SECONDS = 60.0
+
+
+@dataclass
+class BatchFailure:
+    batch: int
+    first_rank: int
+    last_rank: int
+    records: int
+    reason: str
+    permanent: bool
+
+
+@dataclass
+class WebhookReport:
+    """What one delivery run did; `complete` when every record of the list is acknowledged."""
+
+    endpoint: str
+    total: int
+    already_acknowledged: int
+    sent: int = 0
+    batches_sent: int = 0
+    retries: int = 0
+    failures: list[BatchFailure] = field(default_factory=list)
+    not_attempted: int = 0
+    ledger: Path | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(f.records for f in self.failures)
+
+    @property
+    def acknowledged(self) -> int:
+        return self.already_acknowledged + self.sent
+
+    @property
+    def complete(self) -> bool:
+        return self.acknowledged == self.total
+
+    def summary(self) -> str:
+        """A plain-words failure report: counts, each failed batch, what to do next."""
+        lines = [
+            f"webhook delivery to {self.endpoint}: {self.acknowledged} of {self.total} records acknowledged "
+            f"({self.already_acknowledged} earlier, {self.sent} in this run, {self.retries} retries)"
+        ]
+        for f in self.failures:
+            kind = "permanent failure" if f.permanent else "gave up after retries"
+            lines.append(
+                f"  - batch {f.batch} (ranks {f.first_rank}-{f.last_rank}, {f.records} records): {kind}: {f.reason}"
+            )
+        if self.not_attempted:
+            lines.append(f"  - {self.not_attempted} records not attempted: the endpoint stopped answering")
+        if not self.complete:
+            lines.append(
+                f"  {self.total - self.acknowledged} records are NOT marked exported; fix the cause and re-run the "
+                f"same export: only unacknowledged records are sent again (ledger: {self.ledger})"
+            )
+        return "\n".join(lines)
+
+
+def resolve_url(cfg: WebhookConfig) -> str:
+    """The endpoint: env CHURN_WEBHOOK_URL overrides `export.webhook.url`."""
+    url = os.environ.get(URL_ENV) or cfg.url
+    if not url:
+        raise ConfigError(
+            f"no webhook URL: set export.webhook.url in the config or the {URL_ENV} environment variable"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"webhook URL {redact(url)!r} is not an http(s) URL, e.g. https://crm.example.com/hooks/churn"
+        )
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without credentials or query string (which may hold tokens), for messages and the ledger."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    if p.port:
+        host = f"{host}:{p.port}"
+    return urlunsplit((p.scheme, host, p.path, "", ""))
+
+
+def idempotency_keys(at_risk: pd.DataFrame) -> pd.Series:
+    """One key per customer and as-of date, e.g. `C00042:2025-06-30`."""
+    as_of = pd.to_datetime(at_risk["as_of"]).dt.strftime("%Y-%m-%d")
+    return at_risk["customer_id"].astype(str) + ":" + as_of
+
+
+def _batch_key(keys: pd.Series) -> str:
+    # Same records -> same header, so a retried batch is recognisable as a repeat.
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+
+
+def _load_ledger(path: Path, as_of: dt.date, list_sha256: str) -> dict:
+    fresh = {"as_of": as_of.isoformat(), "at_risk_sha256": list_sha256, "endpoints": {}}
+    if not path.is_file():
+        return fresh
+    ledger = json.loads(path.read_text())
+    if ledger.get("at_risk_sha256") != list_sha256:
+        # The list was re-scored with different content: earlier acknowledgements were for other rows.
+        log.warning("at-risk list for %s changed since the last webhook export; delivering it afresh", as_of)
+        return fresh
+    return ledger
+
+
+def deliver(
+    at_risk: pd.DataFrame,
+    as_of: dt.date,
+    cfg: WebhookConfig,
+    ledger_path: Path,
+    list_sha256: str,
+    *,
+    progress: bool = False,
+) -> WebhookReport:
+    """POST the unacknowledged part of the at-risk list in batches; update the ledger per acknowledged batch."""
+    url = resolve_url(cfg)
+    endpoint = redact(url)
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    if cfg.auth_header:
+        value = os.environ.get(cfg.auth_header)
+        if not value:
+            raise ConfigError(
+                f"export.webhook.auth_header names env variable {cfg.auth_header!r}, which is not set: export it "
+                "with the Authorization header value"
+            )
+        headers["Authorization"] = value
+
+    ledger = _load_ledger(ledger_path, as_of, list_sha256)
+    endpoint_state = ledger["endpoints"].setdefault(endpoint, {"acknowledged": []})
+    acknowledged: list[str] = endpoint_state["acknowledged"]
+
+    frame = crm_frame(at_risk)
+    frame.insert(0, "idempotency_key", idempotency_keys(at_risk).to_numpy())
+    pending = frame[~frame["idempotency_key"].isin(set(acknowledged))]
+    report = WebhookReport(
+        endpoint=endpoint,
+        total=len(frame),
+        already_acknowledged=len(frame) - len(pending),
+        ledger=ledger_path,
+    )
+    if pending.empty:
+        return report
+
+    starts = range(0, len(pending), cfg.batch_size)
+    session = requests.Session()
+    with _progress(progress, len(starts), endpoint) as advance:
+        for batch_no, start in enumerate(starts, 1):
+            batch = pending.iloc[start : start + cfg.batch_size]
+            records = batch.to_json(orient="records", force_ascii=False, double_precision=15)
+            # Records are serialised by pandas in one call; only the envelope is assembled here.
+            body = f'{{"as_of": "{as_of.isoformat()}", "batch": {batch_no}, "records": {records}}}'.encode()
+            ok, reason, permanent, retries = _post_with_retries(
+                session, url, body, {**headers, "Idempotency-Key": _batch_key(batch["idempotency_key"])}, cfg
+            )
+            report.retries += retries
+            if ok:
+                acknowledged.extend(batch["idempotency_key"].tolist())
+                atomic_write_json(ledger, ledger_path)
+                report.sent += len(batch)
+                report.batches_sent += 1
+            else:
+                report.failures.append(
+                    BatchFailure(
+                        batch=batch_no,
+                        first_rank=int(batch["rank"].iloc[0]),
+                        last_rank=int(batch["rank"].iloc[-1]),
+                        records=len(batch),
+                        reason=reason,
+                        permanent=permanent,
+                    )
+                )
+                if not permanent:
+                    # The endpoint is down: hammering it with the remaining batches only prolongs the outage.
+                    report.not_attempted = len(pending) - start - len(batch)
+                    break
+            advance()
+    return report
+
+
+def _post_with_retries(
+    session: requests.Session, url: str, body: bytes, headers: dict, cfg: WebhookConfig
+) -> tuple[bool, str, bool, int]:
+    """(acknowledged, failure reason, permanent, retries used) for one batch."""
+    reason = ""
+    for attempt in range(cfg.max_retries + 1):
+        wait = cfg.backoff_seconds * 2**attempt
+        try:
+            resp = session.post(
+                url, data=body, headers=headers, timeout=cfg.timeout_seconds, allow_redirects=False
+            )
+        except requests.Timeout:
+            reason = f"no answer within {cfg.timeout_seconds:g}s (export.webhook.timeout_seconds)"
+        except requests.ConnectionError as e:
+            reason = f"connection failed: {type(e).__name__}: {str(e)[:200]}"
+        else:
+            if 200 <= resp.status_code < 300:
+                return True, "", False, attempt
+            reason = f"HTTP {resp.status_code} {resp.reason}: {resp.text[:200]!r}"
+            if resp.status_code < 500 and resp.status_code not in _RETRY_4XX:
+                return False, reason, True, attempt
+            retry_after = resp.headers.get("Retry-After", "")
+            if retry_after.isdigit():
+                wait = max(wait, float(retry_after))
+        if attempt < cfg.max_retries:
+            log.info(
+                "webhook batch failed (%s); retry %d/%d in %.2fs", reason, attempt + 1, cfg.max_retries, wait
+            )
+            time.sleep(min(wait, _MAX_WAIT_SECONDS))
+    return False, f"{reason} (after {cfg.max_retries} retries)", False, cfg.max_retries
+
+
+class _progress:
+    """A rich progress bar over batches, or a no-op."""
+
+    def __init__(self, enabled: bool, total: int, endpoint: str):
+        self.enabled, self.total, self.endpoint = enabled, total, endpoint
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.start()
+        task = self._bar.add_task(f"POST {self.endpoint}", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.stop()
+        return False

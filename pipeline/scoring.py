@@ -1,0 +1,488 @@
+"""Nightly scoring: active customers as of a date -> full scores table, at-risk list with reasons, manifest.
+
+The run is all-or-nothing. Checks come first (contract validation, staleness, drift) and raise before
+anything is written; the three outputs are written into a temporary directory next to
+`<workdir>/scores/as_of=YYYY-MM-DD/` that replaces it whole only when complete. Re-running a date replaces
+that date's outputs, and the same inputs give byte-identical Parquet files (no wall-clock time inside
+them; timings live in the manifest only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.config import Config, DriftConfig, ScoringConfig, TierConfig
+from pipeline.errors import ConfigError, DataValidationError, DriftError, StaleDataError
+
+log = logging.getLogger(__name__)
+
+SCORES_FILE = "scores.parquet"
+AT_RISK_FILE = "at_risk.parquet"
+MANIFEST_FILE = "manifest.json"
+# Delivery state of the webhook export, kept beside the list it describes (see pipeline.export.webhook).
+_CARRIED_OVER = ("webhook_ledger.json",)
+_DIR_RE = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+_ACTIVITY_TABLES = ("events", "support_contacts", "surveys", "payments")
+
+SCORES_COLUMNS = ["customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version"]
+AT_RISK_COLUMNS = [
+    "customer_id",
+    "churn_probability",
+    "risk_tier",
+    "expected_value_at_risk",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "suggested_action",
+    "rank",
+    "as_of",
+    "model_version",
+]
+
+
+def score_dir(workdir: Path, as_of: dt.date) -> Path:
+    """Where the outputs of one as-of date live."""
+    return Path(workdir) / "scores" / f"as_of={as_of.isoformat()}"
+
+
+def published_as_of_dates(workdir: Path) -> list[dt.date]:
+    """As-of dates with a published at-risk list, ascending."""
+    root = Path(workdir) / "scores"
+    if not root.is_dir():
+        return []
+    dates = []
+    for p in root.iterdir():
+        m = _DIR_RE.match(p.name)
+        if m and (p / AT_RISK_FILE).is_file():
+            dates.append(dt.date.fromisoformat(m.group(1)))
+    return sorted(dates)
+
+
+@dataclass
+class ScoringResult:
+    """The published outputs of one scoring run (frames as written) and its manifest."""
+
+    as_of: dt.date
+    model_name: str
+    model_version: str
+    out_dir: Path
+    scores: pd.DataFrame
+    at_risk: pd.DataFrame
+    manifest: dict
+    psi: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    drift_warnings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # every step, including writing the outputs
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+def newest_activity(source, as_of: dt.date) -> tuple[dt.date | None, str | None]:
+    """Date of the newest activity known at `as_of` (events, else the other activity tables) and its table."""
+    import ibis
+
+    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    tables = source.tables
+    names = (
+        ["events"]
+        if tables.events is not None
+        else [n for n in _ACTIVITY_TABLES if getattr(tables, n) is not None]
+    )
+    best: tuple[dt.date | None, str | None] = (None, None)
+    for name in names:
+        t = getattr(tables, name)
+        value = t.filter(t.ts < ibis.literal(cutoff)).ts.max().execute()
+        if value is not None and not pd.isna(value):
+            day = pd.Timestamp(value).date()
+            if best[0] is None or day > best[0]:
+                best = (day, name)
+    if best[1] is None and names:
+        best = (None, "/".join(names))
+    return best
+
+
+def check_staleness(source, as_of: dt.date, max_staleness_days: int) -> dict:
+    """Raise StaleDataError when the newest activity is more than `max_staleness_days` before `as_of`."""
+    newest, table = newest_activity(source, as_of)
+    if table is None:
+        return {
+            "status": "skipped",
+            "reason": "the source has no activity tables (events, support, surveys, payments)",
+        }
+    if newest is None:
+        raise StaleDataError(
+            f"no {table} data on or before the as-of date {as_of}: nothing to score from. Choose a later --as-of "
+            f"(the data ends {source.data_end_date}) or load fresh data"
+        )
+    age = (as_of - newest).days
+    report = {
+        "status": "passed",
+        "newest_activity": newest.isoformat(),
+        "table": table,
+        "age_days": age,
+        "max_staleness_days": max_staleness_days,
+    }
+    if age > max_staleness_days:
+        raise StaleDataError(
+            f"stale data: the newest {table} row is from {newest}, {age} days before the as-of date {as_of}; "
+            f"at most {max_staleness_days} allowed (data.max_staleness_days). Load fresh data, score an earlier "
+            f"--as-of, or raise data.max_staleness_days if this lag is expected"
+        )
+    return report
+
+
+def check_drift(psi: pd.Series, cfg: DriftConfig) -> dict:
+    """PSI per feature against the thresholds: raise DriftError above `fail_psi`, list warnings above `warn_psi`."""
+    if psi.empty:
+        return {
+            "status": "skipped",
+            "reason": "the model carries no drift reference",
+            "warnings": {},
+            "psi": {},
+        }
+    psi = psi.sort_values(ascending=False, kind="stable")
+    failed = psi[psi > cfg.fail_psi]
+    warned = psi[(psi > cfg.warn_psi) & (psi <= cfg.fail_psi)]
+    if not failed.empty:
+        listed = ", ".join(f"{name} (PSI {value:.3f})" for name, value in failed.items())
+        raise DriftError(
+            f"feature drift above scoring.drift.fail_psi={cfg.fail_psi:g} in {len(failed)} feature(s): {listed}. "
+            f"The population moved away from the training data: retrain (`churn train`) or, after review, raise "
+            f"scoring.drift.fail_psi. Nothing was published"
+        )
+    return {
+        "status": "warn" if len(warned) else "passed",
+        "warn_psi": cfg.warn_psi,
+        "fail_psi": cfg.fail_psi,
+        "warnings": {name: round(float(v), 6) for name, v in warned.items()},
+        "psi": {name: round(float(v), 6) for name, v in psi.items()},
+    }
+
+
+def check_outputs(
+    scores: pd.DataFrame, at_risk: pd.DataFrame, customers: pd.DataFrame, as_of: dt.date
+) -> None:
+    """Boundary check of what is about to be published: unique ids, probabilities in [0, 1], only active customers."""
+    problems = []
+    for name, frame in (("scores", scores), ("at_risk", at_risk)):
+        dup = frame["customer_id"].duplicated()
+        if dup.any():
+            problems.append(f"{name}: customer_id not unique, e.g. {frame.loc[dup, 'customer_id'].iloc[0]!r}")
+        p = frame["churn_probability"].to_numpy(dtype=np.float64)
+        bad = ~((p >= 0) & (p <= 1))
+        if bad.any():
+            problems.append(f"{name}: {int(bad.sum())} churn_probability value(s) outside [0, 1] (or NaN)")
+    if not at_risk["customer_id"].isin(scores["customer_id"]).all():
+        problems.append("at_risk: customers that are not in the scores table")
+    as_of_ts = pd.Timestamp(as_of)
+    inactive = customers.loc[
+        (customers["signup_date"] > as_of_ts) | (customers["churn_date"] <= as_of_ts), "customer_id"
+    ]
+    for name, frame in (("scores", scores), ("at_risk", at_risk)):
+        hit = frame["customer_id"].isin(inactive)
+        if hit.any():
+            problems.append(
+                f"{name}: {int(hit.sum())} customer(s) not active at {as_of} (churned or not yet signed up), "
+                f"e.g. {frame.loc[hit, 'customer_id'].iloc[0]!r}"
+            )
+    if problems:
+        raise DataValidationError([f"scoring output check failed (nothing published): {p}" for p in problems])
+
+
+# ------------------------------------------------------------------------------------------ pure pieces
+
+
+def date_column(as_of: dt.date, n: int) -> pd.arrays.ArrowExtensionArray:
+    """`n` copies of `as_of` as an Arrow date32 column (a Parquet DATE, not a timestamp)."""
+    return pd.arrays.ArrowExtensionArray(pa.array(np.full(n, np.datetime64(as_of, "D"))))
+
+
+def rank_scores(
+    customer_ids: pd.Series, probability: np.ndarray, as_of: dt.date, model_version: str
+) -> pd.DataFrame:
+    """Every scored customer by probability descending (ties by customer_id): rank 1.. and percentile.
+
+    `percentile` is the share of scored customers at or below this rank, in percent: 100 for the riskiest.
+    The index holds each row's position in the input, so callers can line other per-customer data up.
+    """
+    frame = pd.DataFrame(
+        {
+            "customer_id": customer_ids.to_numpy(),
+            "churn_probability": np.asarray(probability, dtype=np.float64),
+        }
+    )
+    frame = frame.sort_values(["churn_probability", "customer_id"], ascending=[False, True], kind="mergesort")
+    n = len(frame)
+    rank = np.arange(1, n + 1, dtype=np.int64)
+    frame["rank"] = rank
+    frame["percentile"] = 100.0 * (n - rank + 1) / max(n, 1)
+    frame["as_of"] = date_column(as_of, n)
+    frame["model_version"] = str(model_version)
+    return frame[SCORES_COLUMNS]
+
+
+def list_size_pct(cfg: ScoringConfig, metadata: dict, fallback_pct: float) -> tuple[float, str]:
+    """Top-% of active customers on the at-risk list and where the figure comes from."""
+    if cfg.list_size != "profit":
+        return float(cfg.list_size), "scoring.list_size"
+    pct = metadata.get("optimal_list_pct")
+    if pct is None or not 0 < float(pct) <= 100:
+        log.warning("model metadata has no usable optimal_list_pct (%r); using evaluation.list_size_pct", pct)
+        return float(fallback_pct), "evaluation.list_size_pct (the model has no profit-optimal k)"
+    return float(pct), "profit-optimal k of the model's evaluation (scoring.list_size: profit)"
+
+
+def risk_tiers(rank: np.ndarray, n: int, tiers: tuple[TierConfig, ...]) -> np.ndarray:
+    """Tier name per rank: the first tier whose top-% of `n` customers holds the rank (None beyond all tiers)."""
+    from models.evaluate import top_k_count
+
+    cutoffs = np.array([top_k_count(n, t.top_pct) for t in tiers], dtype=np.int64)
+    names = np.array([t.name for t in tiers] + [None], dtype=object)
+    return names[np.searchsorted(cutoffs, np.asarray(rank), side="left")]
+
+
+def customer_value(customers: pd.DataFrame, ids: pd.Series, cfg: Config) -> tuple[np.ndarray, str]:
+    """Value kept if each customer is retained, and where it comes from."""
+    sc = cfg.scoring
+    if sc.value_column is None:
+        return np.full(len(ids), cfg.evaluation.customer_value, dtype=np.float64), "evaluation.customer_value"
+    monthly = customers.set_index("customer_id")[sc.value_column]
+    values = pd.to_numeric(monthly.reindex(ids.to_numpy()), errors="coerce").to_numpy(dtype=np.float64)
+    return values * sc.value_months, f"customers.{sc.value_column} x {sc.value_months:g} months"
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+class _Steps:
+    """Timed steps, shown as a rich progress bar when asked."""
+
+    def __init__(self, names: list[str], progress: bool):
+        self.timings: dict[str, float] = {}
+        self._bar = None
+        if progress:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            )
+            self._task = self._bar.add_task("scoring", total=len(names))
+            self._bar.start()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        if self._bar is not None:
+            self._bar.update(self._task, description=name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+            if self._bar is not None:
+                self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+_STEPS = ["open and validate data", "staleness check", "load model", "features", "drift check", "predict",
+          "reasons", "checks", "write outputs"]  # fmt: skip
+
+
+def run_scoring(
+    cfg: Config, as_of: dt.date | None = None, model_version: str | None = None, *, progress: bool = False
+) -> ScoringResult:
+    """Score every customer active at `as_of` (default: the data's last date) and publish the outputs."""
+    steps = _Steps(_STEPS, progress)
+    try:
+        return _run(cfg, as_of, model_version, steps)
+    finally:
+        steps.close()
+
+
+def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: _Steps) -> ScoringResult:
+    from models.evaluate import top_k_count
+    from models.reasons import explain
+    from models.registry import load_model
+    from pipeline.io import open_source
+    from pipeline.training_set import compute_features
+
+    sc = cfg.scoring
+    with steps.step("open and validate data"):
+        source = open_source(cfg.data.source, validate=True)
+    as_of = as_of or source.data_end_date
+    validation = {"status": "passed", "data_end_date": source.data_end_date.isoformat()}
+
+    with steps.step("staleness check"):
+        staleness = check_staleness(source, as_of, cfg.data.max_staleness_days)
+
+    with steps.step("load model"):
+        model, version = load_model(
+            cfg.tracking_uri, cfg.tracking.registered_model, model_version or sc.model_version
+        )
+        customers = _customer_table(source, sc.value_column)
+
+    with steps.step("features"):
+        features = compute_features(cfg, as_of, source)
+    if features.empty:
+        raise ConfigError(
+            f"no customer is active at the as-of date {as_of} (data ends {source.data_end_date}); "
+            "choose an as-of date inside the data"
+        )
+    features = features.reset_index(drop=True)
+
+    with steps.step("drift check"):
+        psi = _population_stability(model, features)
+        drift = check_drift(psi, sc.drift)
+
+    with steps.step("predict"):
+        probability = np.asarray(model.predict(None, features), dtype=np.float64)
+        scores = rank_scores(features["customer_id"], probability, as_of, version)
+
+    n = len(scores)
+    pct, origin = list_size_pct(sc, model.metadata, cfg.evaluation.list_size_pct)
+    k = top_k_count(n, pct)
+    top = scores.iloc[:k]
+
+    with steps.step("reasons"):
+        # scores' index is the feature-frame row of each customer: the listed customers' rows, in list order.
+        listed = features.iloc[top.index.to_numpy()].reset_index(drop=True)
+        contrib = model.contributions(listed)
+        reasons = explain(contrib, listed, sc)
+        value, value_origin = customer_value(customers, top["customer_id"], cfg)
+        at_risk = pd.DataFrame(
+            {
+                "customer_id": top["customer_id"].to_numpy(),
+                "churn_probability": top["churn_probability"].to_numpy(),
+                "risk_tier": risk_tiers(top["rank"].to_numpy(), n, sc.tiers),
+                "expected_value_at_risk": top["churn_probability"].to_numpy() * value,
+            }
+        )
+        for col in reasons.columns:
+            at_risk[col] = reasons[col].to_numpy()
+        at_risk["rank"] = top["rank"].to_numpy()
+        at_risk["as_of"] = date_column(as_of, k)
+        at_risk["model_version"] = str(version)
+        at_risk = at_risk[AT_RISK_COLUMNS]
+
+    with steps.step("checks"):
+        check_outputs(scores, at_risk, customers, as_of)
+
+    final = score_dir(cfg.workdir, as_of)
+    model_name = cfg.tracking.registered_model
+    manifest = {
+        "as_of": as_of.isoformat(),
+        "model": {
+            "name": model_name,
+            "version": str(version),
+            "requested": model_version or sc.model_version or "champion",
+            "trained_at": model.metadata.get("trained_at"),
+            "data_fingerprint": model.metadata.get("data_fingerprint"),
+        },
+        "data": {
+            "source": str(cfg.data.source),
+            "fingerprint": source.fingerprint,
+            "data_end_date": source.data_end_date.isoformat(),
+        },
+        "counts": {
+            "active_scored": n,
+            "at_risk": len(at_risk),
+            "by_tier": {str(t): int(c) for t, c in at_risk["risk_tier"].value_counts(dropna=False).items()},
+            "mean_probability_scored": float(scores["churn_probability"].mean()),
+        },
+        "list_size": {"pct": pct, "customers": k, "origin": origin},
+        "value": {
+            "origin": value_origin,
+            "total_expected_value_at_risk": float(np.nansum(at_risk["expected_value_at_risk"])),
+        },
+        "checks": {
+            "validation": validation,
+            "staleness": staleness,
+            "drift": drift,
+            "outputs": {"status": "passed"},
+        },
+    }
+    with steps.step("write outputs"):
+        manifest["files"] = _publish(final, scores, at_risk, manifest, steps)
+    return ScoringResult(
+        as_of=as_of,
+        model_name=model_name,
+        model_version=str(version),
+        out_dir=final,
+        scores=scores,
+        at_risk=at_risk,
+        manifest=manifest,
+        psi=psi,
+        drift_warnings=dict(drift["warnings"]),
+        timings=dict(steps.timings),
+    )
+
+
+def _customer_table(source, value_column: str | None) -> pd.DataFrame:
+    """customer_id, signup_date, churn_date (and the value column) of every customer, for the output checks."""
+    customers = source.tables.customers
+    cols = ["customer_id", "signup_date", "churn_date"]
+    if value_column is not None:
+        if value_column not in customers.columns:
+            attrs = [c for c in customers.columns if c not in cols]
+            raise ConfigError(
+                f"scoring.value_column {value_column!r} is not a column of the customers table; it has {attrs} "
+                "(or set value_column: null to use evaluation.customer_value)"
+            )
+        cols.append(value_column)
+    frame = customers.select(*cols).to_pandas()
+    for c in ("signup_date", "churn_date"):
+        frame[c] = pd.to_datetime(frame[c])
+    return frame
+
+
+def _population_stability(model, features: pd.DataFrame) -> pd.Series:
+    from models.drift import population_stability
+
+    if not model.reference or not model.reference.get("features"):
+        log.warning("the model carries no drift reference: drift check skipped")
+        return pd.Series(dtype=float, name="psi")
+    return population_stability(model.reference, features)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _publish(final: Path, scores: pd.DataFrame, at_risk: pd.DataFrame, manifest: dict, steps: _Steps) -> dict:
+    """Write the three outputs into a temp dir that replaces `final` whole; return the files' SHA-256."""
+    from pipeline.io import atomic_directory, atomic_write_json, atomic_write_parquet
+
+    with atomic_directory(final) as tmp:
+        files = {}
+        for name, frame in ((SCORES_FILE, scores), (AT_RISK_FILE, at_risk)):
+            atomic_write_parquet(frame.reset_index(drop=True), tmp / name)
+            files[name] = _sha256(tmp / name)
+        old_at_risk = final / AT_RISK_FILE
+        if old_at_risk.is_file() and _sha256(old_at_risk) == files[AT_RISK_FILE]:
+            # Same list as before: its export ledgers still describe it, keep them so re-exports skip delivered rows.
+            for name in _CARRIED_OVER:
+                if (final / name).is_file():
+                    shutil.copy2(final / name, tmp / name)
+        manifest["files"] = files
+        manifest["timings_seconds"] = dict(steps.timings)
+        atomic_write_json(manifest, tmp / MANIFEST_FILE)
+    return files

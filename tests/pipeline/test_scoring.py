@@ -1,0 +1,363 @@
+"""Scoring: ranking, tiers, list size and the run's checks on small hand-made data; the whole stage on the
+shared simulated company with a model trained by `pipeline.train.run_training` (slow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import DriftConfig, ScoringConfig, TierConfig
+from pipeline.errors import DataValidationError, DriftError, StaleDataError
+from pipeline.io import source_from_frames
+from pipeline.scoring import (
+    check_drift,
+    check_outputs,
+    check_staleness,
+    list_size_pct,
+    rank_scores,
+    risk_tiers,
+)
+
+AS_OF = dt.date(2025, 3, 31)
+
+
+# ------------------------------------------------------------------------------------------- pure pieces
+
+
+def test_rank_scores_orders_by_probability_then_id_and_keeps_row_positions():
+    ids = pd.Series(["c", "a", "b", "d"])
+    scores = rank_scores(ids, np.array([0.2, 0.7, 0.2, 0.9]), AS_OF, "4")
+    assert scores["customer_id"].tolist() == ["d", "a", "b", "c"]  # b before c: tie broken by id
+    assert scores["rank"].tolist() == [1, 2, 3, 4]
+    assert scores["percentile"].tolist() == [100.0, 75.0, 50.0, 25.0]
+    assert scores.index.tolist() == [3, 1, 2, 0], "index = row of the input, to line features up"
+    assert set(scores["as_of"]) == {AS_OF} and set(scores["model_version"]) == {"4"}
+
+
+def test_risk_tiers_are_cumulative_top_percentages():
+    tiers = (TierConfig(name="critical", top_pct=2), TierConfig(name="high", top_pct=10))
+    got = risk_tiers(np.arange(1, 201), 200, tiers)
+    assert (got[:4] == "critical").all() and got[4] == "high"  # 2% of 200 = 4
+    assert (got[4:20] == "high").all() and got[20] is None  # 10% of 200 = 20; beyond every tier: none
+    # A tiny population still gets at least one customer in the first tier.
+    assert risk_tiers(np.array([1, 2, 3]), 3, tiers).tolist() == ["critical", None, None]
+
+
+def test_list_size_from_profit_metadata_or_config():
+    assert list_size_pct(ScoringConfig(list_size="profit"), {"optimal_list_pct": 7}, 10.0)[0] == 7.0
+    pct, origin = list_size_pct(ScoringConfig(list_size=3.5), {"optimal_list_pct": 7}, 10.0)
+    assert pct == 3.5 and origin == "scoring.list_size"
+    pct, origin = list_size_pct(ScoringConfig(list_size="profit"), {}, 10.0)
+    assert pct == 10.0 and "evaluation.list_size_pct" in origin
+
+
+def test_drift_warns_between_thresholds_and_fails_above():
+    cfg = DriftConfig(warn_psi=0.1, fail_psi=0.25)
+    ok = check_drift(pd.Series({"a": 0.01, "b": 0.15}), cfg)
+    assert ok["status"] == "warn" and ok["warnings"] == {"b": 0.15} and set(ok["psi"]) == {"a", "b"}
+    with pytest.raises(DriftError, match=r"tenure_days \(PSI 0\.400\).*scoring\.drift\.fail_psi"):
+        check_drift(pd.Series({"a": 0.01, "tenure_days": 0.4, "b": 0.15}), cfg)
+    assert check_drift(pd.Series({"a": 0.0}), cfg)["status"] == "passed"
+
+
+def _source(events_until: dt.date | None, payments_until: dt.date | None = None):
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "signup_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]).date,
+            "churn_date": [None, pd.Timestamp("2025-01-10").date(), None],
+            "plan": ["basic", "pro", "basic"],
+        }
+    )
+    frames = {"customers": customers}
+    if events_until is not None:
+        frames["events"] = pd.DataFrame(
+            {
+                "customer_id": [1, 3, 3],
+                "ts": pd.to_datetime(
+                    [
+                        "2024-06-01 10:00",
+                        str(events_until) + " 23:59",
+                        str(AS_OF + dt.timedelta(9)) + " 12:00",
+                    ]
+                ),
+                "event_type": ["login", "login", "login"],
+            }
+        )
+    if payments_until is not None:
+        frames["payments"] = pd.DataFrame(
+            {
+                "customer_id": [1],
+                "ts": pd.to_datetime([str(payments_until) + " 08:00"]),
+                "amount": [10.0],
+                "status": ["paid"],
+            }
+        )
+    return source_from_frames(frames)
+
+
+def test_staleness_uses_the_newest_event_known_at_the_as_of_date():
+    # An event 9 days AFTER the as-of date exists, but is not known at it and must not make the data fresh.
+    fresh = check_staleness(_source(AS_OF - dt.timedelta(days=3)), AS_OF, 3)
+    assert fresh["newest_activity"] == str(AS_OF - dt.timedelta(days=3)) and fresh["age_days"] == 3
+    with pytest.raises(StaleDataError) as err:
+        check_staleness(_source(AS_OF - dt.timedelta(days=4)), AS_OF, 3)
+    message = str(err.value)
+    assert "2025-03-27" in message and "2025-03-31" in message and "data.max_staleness_days" in message
+
+
+def test_staleness_falls_back_to_other_activity_tables_without_events():
+    got = check_staleness(_source(None, payments_until=AS_OF - dt.timedelta(days=1)), AS_OF, 3)
+    assert got["table"] == "payments" and got["age_days"] == 1
+    with pytest.raises(StaleDataError, match="payments"):
+        check_staleness(_source(None, payments_until=AS_OF - dt.timedelta(days=30)), AS_OF, 3)
+
+
+def test_output_check_rejects_churned_duplicate_and_out_of_range_rows():
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "signup_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2025-04-05"]),
+            "churn_date": pd.to_datetime([None, "2025-03-31", None]),
+        }
+    )
+    scores = rank_scores(pd.Series([1]), np.array([0.3]), AS_OF, "1")
+    check_outputs(scores, scores.iloc[:1], customers, AS_OF)  # fine: customer 1 is active
+
+    churned = rank_scores(pd.Series([1, 2]), np.array([0.3, 0.9]), AS_OF, "1")  # 2 churned ON the as-of date
+    with pytest.raises(DataValidationError, match="not active at 2025-03-31"):
+        check_outputs(churned, churned, customers, AS_OF)
+    future = rank_scores(pd.Series([1, 3]), np.array([0.3, 0.9]), AS_OF, "1")  # 3 signs up later
+    with pytest.raises(DataValidationError, match="not active"):
+        check_outputs(future, future.iloc[:1], customers, AS_OF)
+    bad = rank_scores(pd.Series([1, 1]), np.array([1.2, 0.1]), AS_OF, "1")
+    with pytest.raises(DataValidationError) as err:
+        check_outputs(bad, bad, customers, AS_OF)
+    assert "not unique" in str(err.value) and "outside [0, 1]" in str(err.value)
+
+
+# ------------------------------------------------------------------------------- the stage (slow, real model)
+
+RUN_FILES = {"scores.parquet", "at_risk.parquet", "manifest.json"}
+
+
+@pytest.fixture(scope="module")
+def trained(company, tmp_path_factory):
+    """The shared company with a champion trained by `run_training` in a private working dir."""
+    from pipeline.train import run_training
+
+    workdir = tmp_path_factory.mktemp("scoring-work")
+    cfg = company.config_in(workdir, scoring=ScoringConfig(value_column="monthly_fee", value_months=12))
+    result = run_training(cfg)
+    return cfg, result
+
+
+def _customers(cfg) -> pd.DataFrame:
+    frame = pd.read_parquet(cfg.data.source / "customers.parquet")
+    for c in ("signup_date", "churn_date"):
+        frame[c] = pd.to_datetime(frame[c])
+    return frame
+
+
+def _active_ids(cfg, as_of: dt.date) -> set:
+    c = _customers(cfg)
+    t = pd.Timestamp(as_of)
+    return set(
+        c.loc[(c["signup_date"] <= t) & (c["churn_date"].isna() | (c["churn_date"] > t)), "customer_id"]
+    )
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _leftovers(cfg) -> list[str]:
+    return [p.name for p in (cfg.workdir / "scores").iterdir() if p.name.startswith(".")]
+
+
+def _broken_copy(cfg, tmp_path, change) -> object:
+    """The company's data in `tmp_path/data`, customers changed by `change`; the config pointing at it."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(cfg.data.source, data)
+    customers = pd.read_parquet(data / "customers.parquet")
+    change(customers).to_parquet(data / "customers.parquet", index=False)
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": data})})
+
+
+@pytest.mark.slow
+def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
+    from features.catalog import describe
+    from models.evaluate import top_k_count
+    from models.registry import load_model
+    from pipeline.scoring import run_scoring
+    from pipeline.training_set import compute_features
+
+    cfg, training = trained
+    result = run_scoring(cfg)
+    as_of = result.as_of
+    scores, at_risk, manifest = result.scores, result.at_risk, result.manifest
+
+    # Every active customer is scored, and nobody else; churned customers never reach the list.
+    assert set(scores["customer_id"]) == _active_ids(cfg, as_of)
+    customers = _customers(cfg).set_index("customer_id")
+    churned = set(customers.index[customers["churn_date"] <= pd.Timestamp(as_of)])
+    assert churned and not (set(at_risk["customer_id"]) & churned)
+
+    # Size, order and tiers.
+    model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
+    n, k = len(scores), top_k_count(len(scores), model.metadata["optimal_list_pct"])
+    assert len(at_risk) == k == manifest["list_size"]["customers"] and version == result.model_version
+    assert at_risk["rank"].tolist() == list(range(1, k + 1))
+    p = at_risk["churn_probability"].to_numpy()
+    assert (np.diff(p) <= 0).all() and ((p >= 0) & (p <= 1)).all()
+    assert at_risk["customer_id"].tolist() == scores["customer_id"].iloc[:k].tolist()
+    critical = top_k_count(n, 2.0)
+    assert (at_risk["risk_tier"].iloc[: min(k, critical)] == "critical").all()
+    if k > critical:
+        assert at_risk["risk_tier"].iloc[critical] == "high"
+
+    # Value at risk from the configured attribute.
+    fee = customers.loc[at_risk["customer_id"], "monthly_fee"].to_numpy()
+    assert np.allclose(at_risk["expected_value_at_risk"], p * fee * 12)
+
+    # Reasons quote each customer's own feature values: recompute the first reason independently.
+    features = compute_features(cfg, as_of).set_index("customer_id").loc[at_risk["customer_id"].iloc[:25]]
+    contrib = model.contributions(features)
+    for cid in features.index:
+        c = contrib.loc[cid]
+        top = c.idxmax()
+        expected = describe(top, features.loc[cid, top]) if c[top] > 0 else None
+        assert at_risk.set_index("customer_id").loc[cid, "reason_1"] == expected
+    assert at_risk["suggested_action"].notna().all()
+
+    # The manifest records what happened.
+    assert manifest["model"]["version"] == version and manifest["as_of"] == as_of.isoformat()
+    assert manifest["counts"]["active_scored"] == n and manifest["counts"]["at_risk"] == k
+    assert {"validation", "staleness", "drift", "outputs"} <= set(manifest["checks"])
+    assert set(manifest["checks"]["drift"]["psi"]) == set(model.feature_names)
+    assert {p.name for p in result.out_dir.iterdir()} == RUN_FILES
+
+
+@pytest.mark.slow
+def test_rerunning_a_date_gives_byte_identical_outputs(trained):
+    import json
+
+    from pipeline.scoring import run_scoring, score_dir
+
+    cfg, _ = trained
+    as_of = run_scoring(cfg).as_of - dt.timedelta(days=1)
+    first = run_scoring(cfg, as_of)
+    before = _snapshot(first.out_dir)
+    second = run_scoring(cfg, as_of, model_version=first.model_version)
+    after = _snapshot(second.out_dir)
+
+    assert second.out_dir == first.out_dir == score_dir(cfg.workdir, as_of)
+    assert set(after) == RUN_FILES
+    assert after["scores.parquet"] == before["scores.parquet"]
+    assert after["at_risk.parquet"] == before["at_risk.parquet"]
+    m1, m2 = json.loads(before["manifest.json"]), json.loads(after["manifest.json"])
+    m1.pop("timings_seconds"), m2.pop("timings_seconds")
+    m1["model"].pop("requested"), m2["model"].pop("requested")
+    assert m1 == m2
+    assert not _leftovers(cfg)
+
+
+@pytest.mark.slow
+def test_stale_data_and_failed_validation_publish_nothing(trained, tmp_path):
+    from pipeline.scoring import run_scoring, score_dir
+
+    cfg, _ = trained
+    previous = run_scoring(cfg, model_version=None)
+    published = _snapshot(previous.out_dir)
+
+    stale_as_of = previous.as_of + dt.timedelta(days=cfg.data.max_staleness_days + 2)
+    with pytest.raises(StaleDataError, match="data.max_staleness_days"):
+        run_scoring(cfg, stale_as_of)
+    assert not score_dir(cfg.workdir, stale_as_of).exists()
+
+    def duplicate_first(customers: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat([customers, customers.iloc[:1]], ignore_index=True)
+
+    broken = _broken_copy(cfg, tmp_path, duplicate_first)
+    other_as_of = previous.as_of - dt.timedelta(days=2)
+    with pytest.raises(DataValidationError, match="customer_id"):
+        run_scoring(broken, other_as_of)
+    assert not score_dir(cfg.workdir, other_as_of).exists()
+
+    assert _snapshot(previous.out_dir) == published, "the previous outputs are untouched"
+    assert not _leftovers(cfg)
+
+
+@pytest.mark.slow
+def test_drift_above_fail_psi_fails_and_publishes_nothing_below_it_warns(trained, tmp_path):
+    from pipeline.scoring import run_scoring
+
+    cfg, _ = trained
+
+    def tenfold_fees(customers: pd.DataFrame) -> pd.DataFrame:
+        return customers.assign(monthly_fee=customers["monthly_fee"] * 10)
+
+    # Same model store, own output dir.
+    drifted = _broken_copy(cfg, tmp_path, tenfold_fees).model_copy(
+        update={
+            "workdir": tmp_path / "work",
+            "tracking": cfg.tracking.model_copy(update={"uri": cfg.tracking_uri}),
+        }
+    )
+    with pytest.raises(DriftError, match=r"monthly_fee \(PSI") as err:
+        run_scoring(drifted)
+    assert "Nothing was published" in str(err.value)
+    assert not (drifted.workdir / "scores").exists() or not any((drifted.workdir / "scores").iterdir())
+
+    # Thresholds wide apart: the same drift only warns, and the warning reaches the manifest.
+    lenient = drifted.model_copy(
+        update={
+            "scoring": drifted.scoring.model_copy(update={"drift": DriftConfig(warn_psi=0.0, fail_psi=1e6)})
+        }
+    )
+    result = run_scoring(lenient)
+    drift = result.manifest["checks"]["drift"]
+    assert drift["status"] == "warn" and "monthly_fee" in drift["warnings"]
+    assert result.drift_warnings["monthly_fee"] > drifted.scoring.drift.fail_psi
+
+
+@pytest.mark.slow
+def test_cli_score_then_export_and_stale_exit_code(trained, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    cfg, _ = trained
+    out = tmp_path / "out"
+    runner = CliRunner()
+    # --out moves the outputs (and the default registry location), so the registry is addressed explicitly.
+    cfg_path = tmp_path / "config.yaml"
+    settings = cfg.model_dump(mode="json")
+    settings["tracking"]["uri"] = cfg.tracking_uri
+    cfg_path.write_text(yaml.safe_dump(settings))
+    scored = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out), "--top", "5"])
+    assert scored.exit_code == 0, scored.output
+    assert "At-risk customers as of" in scored.output and "active customers" in scored.output
+    (as_of_dir,) = (out / "scores").iterdir()
+    at_risk = pd.read_parquet(as_of_dir / "at_risk.parquet")
+    assert str(at_risk["customer_id"].iloc[0]) in scored.output
+
+    exported = runner.invoke(app, ["export", "-c", str(cfg_path), "--out", str(out), "--to", "csv"])
+    assert exported.exit_code == 0, exported.output
+    (csv_file,) = (out / "exports").glob("at_risk_*.csv")
+    assert len(pd.read_csv(csv_file)) == len(at_risk)
+
+    as_of = dt.date.fromisoformat(as_of_dir.name.removeprefix("as_of="))
+    stale = runner.invoke(
+        app, ["score", "-c", str(cfg_path), "--out", str(out), "--as-of", str(as_of + dt.timedelta(days=30))]
+    )
+    assert stale.exit_code == StaleDataError.exit_code, stale.output
+    assert "stale data" in stale.output
+    missing = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out), "--model-version", "99"])
+    assert missing.exit_code == 6 and "99" in missing.output
