@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.catalog import describe, family
+from features.catalog import concept, describe, family
 from pipeline.config import ScoringConfig
 
 MAX_REASONS = 3
@@ -21,29 +21,43 @@ def reason_columns(k: int = MAX_REASONS) -> list[str]:
     return [f"reason_{i}" for i in range(1, k + 1)]
 
 
-def top_reason_features(contributions: pd.DataFrame, k: int = MAX_REASONS) -> tuple[np.ndarray, np.ndarray]:
+def top_reason_features(
+    contributions: pd.DataFrame, k: int = MAX_REASONS, concepts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per customer, the column positions of its k largest positive contributions, largest first.
 
+    With `concepts` (one label per column), a column whose concept already appeared among the customer's
+    larger contributions is skipped, so the same fact is not given twice over different windows.
     Returns `(positions, valid)`, both shape (n, k): `valid` is False where the customer has fewer than k
-    positive contributions (its position there is meaningless).
+    (distinct) positive contributions (its position there is meaningless).
     """
     values = contributions.to_numpy(dtype=np.float64, copy=True)
     n, f = values.shape
-    k_eff = min(k, f)
+    # Enough candidates that k distinct concepts survive: a concept has at most one column per window.
+    m = min(f, k if concepts is None else k * 4)
     # Non-positive (and NaN) contributions never become reasons: push them below every candidate.
     values[~(values > 0)] = -np.inf
-    if f > k_eff:
-        cand = np.argpartition(-values, k_eff - 1, axis=1)[:, :k_eff]
+    if f > m:
+        cand = np.argpartition(-values, m - 1, axis=1)[:, :m]
     else:
         cand = np.broadcast_to(np.arange(f), (n, f)).copy()
     cand_vals = np.take_along_axis(values, cand, axis=1)
     order = np.argsort(-cand_vals, axis=1, kind="stable")
     positions = np.take_along_axis(cand, order, axis=1)
-    valid = np.isfinite(np.take_along_axis(cand_vals, order, axis=1))
-    if k_eff < k:
-        pad = np.zeros((n, k - k_eff), dtype=positions.dtype)
-        positions = np.hstack([positions, pad])
-        valid = np.hstack([valid, np.zeros((n, k - k_eff), dtype=bool)])
+    keep = np.isfinite(np.take_along_axis(cand_vals, order, axis=1))
+    if concepts is not None:
+        codes = pd.factorize(np.asarray(concepts))[0][positions]  # (n, m)
+        earlier = np.tril(np.ones((m, m), dtype=bool), k=-1)  # [j, i]: i comes before j
+        repeated = ((codes[:, :, None] == codes[:, None, :]) & earlier & keep[:, None, :]).any(axis=2)
+        keep &= ~repeated
+    # Move the kept candidates to the front, in contribution order, and cut to k.
+    front = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    positions = np.take_along_axis(positions, front, axis=1)
+    valid = np.take_along_axis(keep, front, axis=1)
+    if positions.shape[1] < k:
+        pad = k - positions.shape[1]
+        positions = np.hstack([positions, np.zeros((n, pad), dtype=positions.dtype)])
+        valid = np.hstack([valid, np.zeros((n, pad), dtype=bool)])
     return positions, valid
 
 
@@ -72,7 +86,8 @@ def explain(
             f"features {list(features.columns)[:10]}"
         )
     n = len(contributions)
-    positions, valid = top_reason_features(contributions[names], k)
+    concepts = np.array([concept(name) for name in names], dtype=object)
+    positions, valid = top_reason_features(contributions[names], k, concepts)
     out = np.full((n, k), None, dtype=object)
 
     # Group the chosen (customer, slot) pairs by feature; describe each distinct value of a feature once.

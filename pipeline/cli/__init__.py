@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
+
+# MLflow sets its log level when first imported (the stages import it): keep its INFO chatter out.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import typer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +16,16 @@ from rich.console import Console
 from pipeline.config import Config, load_config
 from pipeline.errors import ChurnError, ConfigError
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    # Off a terminal (make, cron, CI logs) rich assumes 80 columns, too narrow for the at-risk table.
+    c = Console(stderr=stderr)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c = Console(stderr=stderr, width=140)
+    return c
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 ConfigOpt = Annotated[
     Path | None,

@@ -63,7 +63,7 @@ def _print_scoring(result, top: int) -> None:
     ):
         table.add_column(col, **kw)
     head = at_risk.head(top)
-    reasons = head[["reason_1", "reason_2", "reason_3"]].apply(lambda r: "; ".join(x for x in r if x), axis=1)
+    reasons = head[["reason_1", "reason_2", "reason_3"]].apply(lambda r: "\n".join(x for x in r if x), axis=1)
     for row, why in zip(head.itertuples(index=False), reasons, strict=True):
         table.add_row(
             str(row.rank),

@@ -134,3 +134,35 @@ def test_misaligned_frames_are_refused():
     contrib = _contributions([[0.1] * 6] * 4, index=(1, 2, 3, 4))
     with pytest.raises(ValueError, match="same index"):
         explain(contrib, _features(), ScoringConfig())
+
+
+def test_a_fact_is_named_once_whatever_its_windows():
+    names = ["failed_payments_30d", "failed_payments_90d", "complaints_30d", "events_login_30d", "events_error_30d"]
+    features = pd.DataFrame([[2, 2, 1, 0, 4]], columns=names, index=[7])
+    contrib = pd.DataFrame([[0.9, 0.8, 0.5, 0.4, 0.3]], columns=names, index=[7])
+    got = explain(contrib, features, ScoringConfig())
+    assert got.loc[7, ["reason_1", "reason_2", "reason_3"]].tolist() == [
+        "2 failed payments in the last 30 days",  # the 90-day twin is skipped, not a second reason
+        "1 complaint in the last 30 days",
+        "0 login events in the last 30 days",  # same window, another event type: a different fact
+    ]
+
+
+def test_distinct_concepts_on_a_random_frame_match_a_per_row_reference():
+    from features.catalog import concept
+
+    rng = np.random.default_rng(9)
+    names = [f"{base}_{w}d" for base in ("failed_payments", "complaints", "events_login", "events_error") for w in (7, 30, 90)]
+    names += ["tenure_days", "days_since_last_event"]
+    n = 300
+    features = pd.DataFrame(rng.integers(0, 5, (n, len(names))), columns=names)
+    contrib = pd.DataFrame(rng.normal(0, 1, (n, len(names))), columns=names)
+    got = explain(contrib, features, ScoringConfig())
+    for i in range(n):
+        chosen, seen = [], set()
+        for f in contrib.loc[i].sort_values(ascending=False, kind="stable").index:
+            if contrib.loc[i, f] > 0 and concept(f) not in seen and len(chosen) < 3:
+                chosen.append(f)
+                seen.add(concept(f))
+        expected = [describe(f, features.loc[i, f]) for f in chosen] + [None] * (3 - len(chosen))
+        assert got.loc[i, ["reason_1", "reason_2", "reason_3"]].tolist() == expected, i
