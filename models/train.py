@@ -25,6 +25,7 @@ from pipeline.errors import DataValidationError
 # Random-search space; trial 0 is always the configured parameters.
 SEARCH_SPACE: dict[str, list] = {
     "num_leaves": [7, 15, 31, 63, 127],
+    "max_depth": [4, 6, 8, -1],
     "learning_rate": [0.02, 0.05, 0.1],
     "min_child_samples": [20, 50, 100, 200],
     "subsample": [0.6, 0.8, 1.0],
@@ -106,6 +107,7 @@ def lightgbm_params(cfg: LightGBMConfig, seed: int, rows: int = _SMALL_TRAINING_
         "objective": "binary",
         "metric": ["binary_logloss", "auc"],
         "num_leaves": cfg.num_leaves,
+        "max_depth": cfg.max_depth,
         "learning_rate": cfg.learning_rate,
         "min_data_in_leaf": cfg.min_child_samples,
         "bagging_fraction": cfg.subsample,
