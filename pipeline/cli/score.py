@@ -26,6 +26,9 @@ ModelVersionOpt = Annotated[
 ]
 TopOpt = Annotated[int, typer.Option("--top", min=0, help="Rows of the at-risk list to show.")]
 TargetOpt = Annotated[str, typer.Option("--to", help="Export target: csv, jsonl, webhook or postgres.")]
+ScoredAsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Scored date YYYY-MM-DD (default: the latest scored date).")
+]
 
 
 @app.command("score")
@@ -101,7 +104,7 @@ def _print_scoring(result, top: int) -> None:
 @app.command("export")
 def export(
     config: ConfigOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: ScoredAsOfOpt = None,
     out: OutOpt = None,
     to: TargetOpt = "csv",
 ) -> None:
