@@ -7,6 +7,7 @@ that names the key, never a silent default. Functions receive the typed section 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +24,7 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the input tables live and how fresh they must be."""
 
-    source: Path = Field(Path("data/demo"), description="Folder of Parquet/CSV files, or a DuckDB file.")
+    source: Path = Field(Path("data/company"), description="Folder of Parquet/CSV files, or a DuckDB file.")
     oracle: Path | None = Field(
         None, description="Simulator ground truth (never read as input); enables oracle metrics."
     )
@@ -35,8 +36,11 @@ class DataConfig(_Section):
 class LabelConfig(_Section):
     """What 'churned' means."""
 
-    kind: Literal["cancellation", "inactivity"] = "cancellation"
-    horizon_days: int = Field(30, ge=1, le=730)
+    kind: Literal["cancellation", "inactivity"] = Field(
+        "cancellation",
+        description="cancellation: churn_date within the horizon; inactivity: no event within the horizon.",
+    )
+    horizon_days: int = Field(30, ge=1, le=730, description="Days after the as-of date a label looks at.")
     inactivity_lookback_days: int = Field(
         30,
         ge=1,
@@ -55,7 +59,8 @@ class FeatureConfig(_Section):
     )
     event_types: tuple[str, ...] = Field((), description="Event types that get their own counts per window.")
     support_channels: tuple[str, ...] = Field(
-        ("chat", "email", "phone"), description="Support channels that get their own contact counts per window."
+        ("chat", "email", "phone"),
+        description="Support channels that get their own contact counts per window.",
     )
     categorical_attributes: tuple[str, ...] = Field(
         (), description="Customer columns forced to categories (default: strings/booleans)."
@@ -80,33 +85,39 @@ class FeatureConfig(_Section):
 class SnapshotConfig(_Section):
     """Rolling as-of dates of the training set; the latest is the last date whose label is fully observed."""
 
-    count: int = Field(8, ge=1, le=200)
-    spacing_days: int = Field(14, ge=1)
+    count: int = Field(8, ge=1, le=200, description="Number of rolling as-of dates in the training set.")
+    spacing_days: int = Field(14, ge=1, description="Days between consecutive snapshots.")
 
 
 class TrackingConfig(_Section):
     """MLflow tracking and registry."""
 
     uri: str | None = Field(None, description="Tracking URI; default sqlite:///<workdir>/mlflow.db.")
-    experiment: str = "churn"
-    registered_model: str = "churn-classifier"
+    experiment: str = Field("churn", description="MLflow experiment of training and evaluation runs.")
+    registered_model: str = Field(
+        "churn-classifier", description="Registry name; the champion alias lives here."
+    )
 
 
 class LightGBMConfig(_Section):
-    num_leaves: int = Field(31, ge=2)
+    num_leaves: int = Field(31, ge=2, description="Maximum leaves per tree.")
     max_depth: int = Field(
         6,
         ge=-1,
         description="Tree depth limit (-1 = none). Scoring cost grows with depth, explanations with its "
         "square; 6 lost no accuracy on the demo.",
     )
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    n_estimators: int = Field(600, ge=1)
-    min_child_samples: int = Field(50, ge=1)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    reg_lambda: float = Field(1.0, ge=0)
-    early_stopping_rounds: int = Field(50, ge=1)
+    learning_rate: float = Field(0.05, gt=0, le=1, description="Boosting learning rate.")
+    n_estimators: int = Field(
+        600, ge=1, description="Maximum boosting rounds (early stopping usually ends sooner)."
+    )
+    min_child_samples: int = Field(50, ge=1, description="Minimum customers in a leaf.")
+    subsample: float = Field(0.8, gt=0, le=1, description="Share of rows sampled per tree.")
+    colsample_bytree: float = Field(0.8, gt=0, le=1, description="Share of features sampled per tree.")
+    reg_lambda: float = Field(1.0, ge=0, description="L2 regularisation.")
+    early_stopping_rounds: int = Field(
+        50, ge=1, description="Stop after this many rounds without validation gain."
+    )
     num_threads: int = Field(
         0,
         ge=0,
@@ -129,10 +140,16 @@ class ModelConfig(_Section):
         "horizon_days ahead) end before the held-out dates; 0 = none.",
     )
     lightgbm: LightGBMConfig = LightGBMConfig()
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: Literal["isotonic", "sigmoid"] = Field(
+        "isotonic",
+        description="Probability calibration fitted on the validation snapshots (sigmoid = Platt).",
+    )
     tuning_trials: int = Field(0, ge=0, description="Random-search trials over LightGBM params (0 = off).")
-    promotion_metric: Literal["roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift"] = "pr_auc"
-    seed: int = 42
+    promotion_metric: Literal["roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift"] = Field(
+        "pr_auc",
+        description="Metric a new version must beat the champion on (same test snapshots) to be promoted.",
+    )
+    seed: int = Field(42, description="Seed of training and search (same data + seed = same model).")
 
 
 class EvaluationConfig(_Section):
@@ -154,8 +171,10 @@ class TierConfig(_Section):
 
 
 class DriftConfig(_Section):
-    warn_psi: float = Field(0.1, ge=0)
-    fail_psi: float = Field(0.25, ge=0)
+    warn_psi: float = Field(
+        0.1, ge=0, description="A feature's PSI vs the training reference above this warns."
+    )
+    fail_psi: float = Field(0.25, ge=0, description="Above this scoring fails and publishes nothing.")
 
     @model_validator(mode="after")
     def _warn_below_fail(self) -> DriftConfig:
@@ -173,10 +192,13 @@ class ScoringConfig(_Section):
     list_size: Literal["profit"] | float = Field(
         "profit", description="'profit' = profit-optimal k from evaluation, or a top-% of active customers."
     )
-    tiers: tuple[TierConfig, ...] = (
-        TierConfig(name="critical", top_pct=2.0),
-        TierConfig(name="high", top_pct=5.0),
-        TierConfig(name="elevated", top_pct=100.0),
+    tiers: tuple[TierConfig, ...] = Field(
+        (
+            TierConfig(name="critical", top_pct=2.0),
+            TierConfig(name="high", top_pct=5.0),
+            TierConfig(name="elevated", top_pct=100.0),
+        ),
+        description="Risk tiers by top-% of active customers, smallest first.",
     )
     value_column: str | None = Field(
         None,
@@ -197,7 +219,9 @@ class ScoringConfig(_Section):
         },
         description="Reason family -> suggested retention action.",
     )
-    default_action: str = "Retention review"
+    default_action: str = Field(
+        "Retention review", description="Action when no mapped reason family applies."
+    )
 
     @field_validator("list_size")
     @classmethod
@@ -219,10 +243,12 @@ class ScoringConfig(_Section):
 
 class WebhookConfig(_Section):
     url: str | None = Field(None, description="Endpoint; env CHURN_WEBHOOK_URL overrides.")
-    batch_size: int = Field(500, ge=1)
-    max_retries: int = Field(5, ge=0)
-    backoff_seconds: float = Field(0.5, ge=0)
-    timeout_seconds: float = Field(10.0, gt=0)
+    batch_size: int = Field(500, ge=1, description="Records per POST.")
+    max_retries: int = Field(
+        5, ge=0, description="Retries of a batch on 5xx, 408/429, timeouts, connection errors."
+    )
+    backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles on each retry.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Per-request timeout.")
     auth_header: str | None = Field(
         None, description="Name of an env variable holding an Authorization header value."
     )
@@ -230,7 +256,11 @@ class WebhookConfig(_Section):
 
 class PostgresConfig(_Section):
     dsn: str | None = Field(None, description="libpq DSN; env CHURN_PG_DSN overrides.")
-    table: str = Field("churn_at_risk", pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    table: str = Field(
+        "churn_at_risk",
+        description="Target table (optionally schema.table), created if missing.",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+    )
 
 
 class ExportConfig(_Section):
@@ -242,10 +272,10 @@ class ExportConfig(_Section):
 class SimulationConfig(_Section):
     """The built-in company simulator (demo, tests, benchmarks)."""
 
-    customers: int = Field(20_000, ge=10)
-    months: int = Field(24, ge=3, le=120)
-    start_date: dt.date = dt.date(2024, 1, 1)
-    seed: int = 7
+    customers: int = Field(20_000, ge=10, description="Customers simulated (initial base plus acquisitions).")
+    months: int = Field(24, ge=3, le=120, description="Length of the simulated period.")
+    start_date: dt.date = Field(dt.date(2024, 1, 1), description="First day of the simulated period.")
+    seed: int = Field(7, description="Same seed and config give byte-identical files.")
     target_monthly_churn: tuple[float, float] = Field(
         (0.015, 0.05), description="Band the simulated monthly churn rate is calibrated into."
     )
@@ -328,3 +358,32 @@ def load_config(path: Path | str | None = None) -> Config:
         return Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_format_validation_error(path, e)) from e
+
+
+def config_reference() -> str:
+    """The Markdown table of every config key, its default and meaning (the README embeds it verbatim)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{key}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, tuple) and default and isinstance(default[0], BaseModel):
+                default = [d.model_dump() for d in default]
+            elif isinstance(default, tuple):
+                default = list(default)
+            shown = "`null`" if default is None else f"`{json.dumps(default, default=str)}`"
+            if isinstance(default, dict) and len(shown) > 60:
+                shown = "see `configs/default.yaml`"
+            rows.append(f"| `{key}` | {shown} | {(field.description or '').replace('|', '/')} |")
+
+    walk(Config, "")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # `python -m pipeline.config` prints the README's Config reference
+    print(config_reference())
