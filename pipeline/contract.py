@@ -111,8 +111,22 @@ def _base_type(duck_type: str) -> str:
     return t
 
 
-def _type_ok(kind: Kind, duck_type: str) -> bool:
+ALL_NULL = "NULL"  # raw type given to a column with no value at all: any contract type fits it
+
+_TARGET_TYPE: dict[Kind, str] = {
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "string": "VARCHAR",
+    "float": "DOUBLE",
+    "int": "BIGINT",
+    "bool": "BOOLEAN",
+}
+
+
+def type_ok(kind: Kind, duck_type: str) -> bool:
     t = _base_type(duck_type)
+    if t == ALL_NULL:
+        return True
     numeric = t in _INTEGER_TYPES | _FLOAT_TYPES | {"DECIMAL"}
     return {
         "id": t in _INTEGER_TYPES | _TEXT_TYPES,
@@ -134,6 +148,8 @@ def normalised_expr(col: Column, raw_type: str, id_type: str) -> str:
     """SQL turning a raw column into its contract type; unparseable values become NULL (and are counted)."""
     c = q(col.name)
     t = _base_type(raw_type)
+    if t == ALL_NULL:
+        return f"CAST(NULL AS {id_type if col.kind == 'id' else _TARGET_TYPE[col.kind]})"
     if col.kind == "id":
         return f"TRY_CAST({c} AS {id_type})"
     if col.kind == "date":
@@ -188,7 +204,7 @@ def schema_problems(spec: TableSpec, raw_schema: dict[str, str]) -> list[str]:
                     f"add it to the {spec.name} extract or rename the column that holds it"
                 )
             continue
-        if not _type_ok(col.kind, raw_schema[col.name]):
+        if not type_ok(col.kind, raw_schema[col.name]):
             problems.append(
                 f"{spec.name}.{col.name}: wrong type {raw_schema[col.name]}, expected {_ACCEPTED[col.kind]}; "
                 f"cast the column in the extract"
@@ -278,7 +294,10 @@ def check_table(
     aggs = ["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {cond})" for *_, cond in checks]
     if ts_col:
         norm_ts = normalised_expr(spec.column(ts_col), raw_schema[ts_col], id_type)
-        aggs += [f"CAST(CAST(MIN({norm_ts}) AS DATE) AS VARCHAR)", f"CAST(CAST(MAX({norm_ts}) AS DATE) AS VARCHAR)"]
+        aggs += [
+            f"CAST(CAST(MIN({norm_ts}) AS DATE) AS VARCHAR)",
+            f"CAST(CAST(MAX({norm_ts}) AS DATE) AS VARCHAR)",
+        ]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM {view}").fetchone()
     n_rows = row[0]
     counts = row[1 : 1 + len(checks)]

@@ -29,7 +29,9 @@ import pyarrow.parquet as pq
 
 from features.inputs import TABLE_NAMES, SourceTables
 from pipeline.contract import (
+    ALL_NULL,
     TABLES,
+    TableSpec,
     ValidationReport,
     check_table,
     empty_problem,
@@ -37,6 +39,7 @@ from pipeline.contract import (
     orphan_problem,
     q,
     schema_problems,
+    type_ok,
 )
 from pipeline.errors import ConfigError
 
@@ -119,6 +122,8 @@ def _file_digest(paths: list[Path], root: Path) -> str:
 def _connect() -> Any:
     con = ibis.duckdb.connect()
     con.con.execute("SET TimeZone = 'UTC'")
+    # Our own progress bars (rich) cover long stages; DuckDB's would draw over them.
+    con.con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -185,8 +190,19 @@ def source_from_frames(frames: dict[str, pd.DataFrame], *, validate: bool = True
     return _normalise(con, {n: f"raw_{n}" for n in frames}, None, h.hexdigest(), validate)
 
 
-def _raw_schema(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
-    return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
+def _raw_schema(con: duckdb.DuckDBPyConnection, view: str, spec: TableSpec) -> dict[str, str]:
+    """Column -> DuckDB type; a contract column holding no value at all gets ALL_NULL.
+
+    An all-null column has no real type (pandas/Parquet give it INTEGER or NULL): a young company with no
+    churned customer yet must not be told its `churn_date` has the wrong type.
+    """
+    schema = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
+    for col in spec.columns:
+        t = schema.get(col.name)
+        if t is not None and (t.upper() in {"NULL", '"NULL"'} or not type_ok(col.kind, t)):
+            if con.execute(f"SELECT COUNT({q(col.name)}) = 0 FROM {view}").fetchone()[0]:
+                schema[col.name] = ALL_NULL
+    return schema
 
 
 def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
@@ -210,7 +226,7 @@ def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[
 
 def _normalise(con: Any, raw: dict[str, str], path: Path | None, fingerprint: str, validate: bool) -> Source:
     duck = con.con
-    schemas = {name: _raw_schema(duck, view) for name, view in raw.items()}
+    schemas = {name: _raw_schema(duck, view, TABLES[name]) for name, view in raw.items()}
     report = ValidationReport()
     for name, view in raw.items():
         # An empty table has no meaningful types (an empty text column may read as INTEGER): say "empty".

@@ -228,3 +228,21 @@ def test_all_problems_are_reported_at_once():
         payments=payments(status=["paid", "x"]),
     )
     assert len(problems) == 3, problems
+
+
+def test_a_column_with_no_value_at_all_takes_the_contract_type():
+    # A young company with no churned customer yet: pandas gives the all-None column no real type.
+    source = source_from_frames(
+        {
+            "customers": customers(churn_date=[None, None, None]),
+            "support_contacts": contacts(csat=[None, None]),
+        }
+    )
+    assert source.tables.customers.churn_date.type().is_date()
+    assert source.tables.support_contacts.csat.type().is_integer()
+    assert source.tables.customers.churn_date.isnull().all().execute()
+
+
+def test_an_all_null_required_column_is_still_reported_as_null():
+    msg = only_problem(events=events(event_type=[None, None, None]))
+    assert "events.event_type: 3 of 3 rows is null" in msg

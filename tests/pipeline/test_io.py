@@ -127,3 +127,9 @@ def test_atomic_outputs_are_not_private(tmp_path):
     os.umask(mask)
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_all_null_column_in_parquet(tmp_path):
+    write(tmp_path, "customers", customers(churn_date=[None, None, None]), "parquet")
+    source = open_source(tmp_path)
+    assert source.tables.customers.churn_date.type().is_date()
