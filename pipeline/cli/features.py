@@ -1,5 +1,75 @@
-"""Commands: (being written)."""
+"""Commands: `churn features` (one as-of feature table) and `churn build-training-set` (labelled snapshots)."""
+
+from __future__ import annotations
 
 import typer
+from rich.table import Table
+
+from features.catalog import family
+from pipeline.cli._common import (
+    AsOfOpt,
+    ConfigOpt,
+    DataOpt,
+    OutOpt,
+    console,
+    load,
+    parse_as_of,
+    reported_errors,
+)
+from pipeline.training_set import load_or_build_training_set, write_feature_table
 
 app = typer.Typer()
+
+
+@app.command("features")
+def features(
+    config: ConfigOpt = None, data: DataOpt = None, as_of: AsOfOpt = None, out: OutOpt = None
+) -> None:
+    """Compute the point-in-time feature table of every active customer as of a date and write it as Parquet."""
+    with reported_errors():
+        cfg = load(config, data, out)
+        when = parse_as_of(as_of)
+        result = write_feature_table(cfg, when)
+        names = [c for c in result.frame.columns if c != "customer_id"]
+        per_family: dict[str, int] = {}
+        for name in names:
+            per_family[family(name)] = per_family.get(family(name), 0) + 1
+        table = Table(title=f"features as of {result.as_of}", title_justify="left")
+        table.add_column("family")
+        table.add_column("features", justify="right")
+        for fam, n in per_family.items():
+            table.add_row(fam, str(n))
+        table.add_section()
+        table.add_row("[bold]total[/]", f"[bold]{len(names)}[/]")
+        console.print(table)
+        console.print(
+            f"{len(result.frame):,} active customers x {len(names)} features "
+            f"({len(result.categorical_features)} categorical) -> {result.path}",
+            soft_wrap=True,
+        )
+
+
+@app.command("build-training-set")
+def build_training_set(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+    """Build (or reuse) the labelled rolling-snapshot training set and print rows and churn rate per snapshot."""
+    with reported_errors():
+        cfg = load(config, data, out)
+        ts = load_or_build_training_set(cfg)
+        m = ts.manifest
+        table = Table(
+            title=f"training set ({m['label']['kind']}, horizon {m['label']['horizon_days']} days)",
+            title_justify="left",
+        )
+        table.add_column("snapshot")
+        table.add_column("rows", justify="right")
+        table.add_column("churn rate", justify="right")
+        for snap in m["snapshots"]:
+            table.add_row(snap["date"], f"{snap['rows']:,}", f"{snap['churn_rate']:.2%}")
+        table.add_section()
+        table.add_row("[bold]all[/]", f"[bold]{m['rows']:,}[/]", f"[bold]{m['churn_rate']:.2%}[/]")
+        console.print(table)
+        console.print(
+            f"{len(m['features'])} features ({len(m['categorical_features'])} categorical), "
+            f"fingerprint {m['fingerprint']} -> {ts.path}",
+            soft_wrap=True,
+        )

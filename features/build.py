@@ -1,0 +1,111 @@
+"""The feature table: every family, as of one date, for every active customer, as one ibis expression.
+
+Families reading the same source table are fused into one group-by pass over it (support_contacts:
+support + complaints; payments: recency + payments + price), then left-joined onto the customers active
+at the as-of date (which carry tenure and the static attributes). A customer without rows in a table gets the catalog's
+default for that feature (0 for counts, sums and flags) or null (recency, means, ratios: LightGBM treats
+null as missing). Absent optional tables drop their families with a log line.
+
+Column types: counts and flags are int64, every other number float64, categorical attributes strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import ibis
+import ibis.expr.types as ir
+
+from features import activity, attributes, complaints, payments, recency, support, surveys
+from features.base import active_customers, aggregate, known_at, left_join_features, note_missing
+from features.catalog import default_value
+from features.inputs import SourceTables
+from pipeline.config import FeatureConfig
+from pipeline.errors import ConfigError
+
+# Bump when a feature's definition changes, so cached training sets built with the old one are not reused.
+FEATURE_SET_VERSION = "1"
+
+
+def customer_table(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
+    """The customers active at `as_of` with the features read off the customers row (tenure, attributes)."""
+    active = active_customers(tables.customers, as_of)
+    tenure = recency.tenure_columns(active, as_of)
+    attrs = attributes.attribute_columns(active, cfg)
+    _check_unique([*tenure, *attrs])
+    return active.select("customer_id", **tenure, **attrs)
+
+
+def _check_unique(names: list[str]) -> None:
+    duplicated = sorted(n for n, k in Counter(names).items() if k > 1)
+    if duplicated:
+        raise ConfigError(
+            f"feature name(s) {duplicated} would be produced twice: a customer attribute column or a configured "
+            f"event type/channel collides with a built-in feature; rename the column or list it in "
+            f"features.exclude_attributes"
+        )
+
+
+def family_tables(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> list[ir.Table]:
+    """One table keyed by customer_id per pass over a behaviour table (not yet restricted to active customers).
+
+    Events get two passes: recency over the whole history (maxima only) and activity over the rows of the
+    last 90 days only (many conditional counts); one fused pass evaluates every count's condition on the
+    whole history and measured ~30% slower at 1M customers.
+    """
+    parts: list[ir.Table] = []
+    if tables.events is not None:
+        parts.append(recency.days_since_last_event(tables.events, as_of, cfg.important_event_types))
+        parts.append(activity.activity_features(tables.events, as_of, cfg))
+    else:
+        note_missing("events table", "the recency (days since last event) and activity families")
+    if tables.support_contacts is not None:
+        known = known_at(tables.support_contacts, as_of)
+        parts.append(
+            aggregate(
+                known,
+                support.support_metrics(known, as_of, cfg),
+                complaints.complaint_metrics(known, as_of, cfg),
+            )
+        )
+    else:
+        note_missing("support_contacts table", "the support and complaints families")
+    if tables.surveys is not None:
+        parts.append(surveys.nps_answers(tables.surveys, as_of))
+    else:
+        note_missing("surveys table", "the surveys family")
+    if tables.payments is not None:
+        known = known_at(tables.payments, as_of)
+        parts.append(
+            aggregate(
+                known, recency.last_payment_metrics(known, as_of), payments.payment_metrics(known, as_of, cfg)
+            )
+        )
+    else:
+        note_missing("payments table", "days_since_last_payment and the payments and price families")
+    return parts
+
+
+def feature_table(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
+    """One row per customer active at the end of `as_of`: `customer_id`, then every feature column."""
+    base = customer_table(tables, as_of, cfg)
+    parts = family_tables(tables, as_of, cfg)
+    names = [c for part in [base, *parts] for c in part.columns if c != "customer_id"]
+    _check_unique(names)
+    out = left_join_features(base, parts)
+    columns: dict[str, ir.Value] = {}
+    for name in names:
+        col = out[name]
+        default = default_value(name)
+        if default is not None:
+            col = col.coalesce(ibis.literal(default, type="int64" if isinstance(default, int) else "float64"))
+        if col.type().is_numeric() or col.type().is_boolean():
+            col = col.cast("int64" if isinstance(default, int) else "float64")
+        columns[name] = col
+    return out.select("customer_id", **columns)
+
+
+def categorical_features(table: ir.Table) -> list[str]:
+    """Feature columns of a feature table that are categories (string-typed)."""
+    return [name for name, dtype in table.schema().items() if name != "customer_id" and dtype.is_string()]

@@ -1,0 +1,270 @@
+"""Feature frames for one date, and the labelled rolling-snapshot training set (cached by fingerprint).
+
+`compute_features` is the one way a stage gets features as pandas: it opens and validates the source when
+none is given, builds `features.build.feature_table` as of a date, executes it (DuckDB by default) and
+checks the frame at the boundary (non-empty, unique customer ids, the expected columns, no infinities).
+
+`load_or_build_training_set` stacks snapshots `features.labels.snapshot_dates(...)` (the latest is
+`data_end - horizon`, so every label is fully observed) with a `snapshot_date` column and the `label`,
+writes `training_set.parquet` + `manifest.json` under `<workdir>/training_sets/<fingerprint>/`
+atomically, and reuses that folder while the fingerprint (data fingerprint + feature/label/snapshot
+config + feature-set version) is unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from features.build import FEATURE_SET_VERSION, categorical_features, feature_table
+from features.labels import churn_labels, snapshot_dates
+from pipeline.config import Config
+from pipeline.errors import ConfigError, DataValidationError
+from pipeline.io import Source, atomic_directory, atomic_write_json, atomic_write_parquet, open_source
+
+log = logging.getLogger(__name__)
+
+TRAINING_SET_FILE = "training_set.parquet"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class TrainingSet:
+    """Stacked labelled snapshots: `frame` has customer_id, snapshot_date, features..., label (int8)."""
+
+    frame: pd.DataFrame
+    manifest: dict[str, Any]
+    path: Path
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.manifest["features"])
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return list(self.manifest["categorical_features"])
+
+
+@dataclass
+class FeatureTableResult:
+    """A feature table written by `write_feature_table` (for `churn features`)."""
+
+    as_of: dt.date
+    path: Path
+    frame: pd.DataFrame
+    categorical_features: list[str]
+
+
+def _resolve_as_of(source: Source, as_of: dt.date | None) -> dt.date:
+    if as_of is None:
+        return source.data_end_date
+    if as_of > source.data_end_date:
+        raise ConfigError(
+            f"as-of date {as_of} is after the last date in the data ({source.data_end_date}): features would "
+            f"miss the days in between; use --as-of {source.data_end_date} or earlier"
+        )
+    return as_of
+
+
+def _execute_checked(expr: Any, as_of: dt.date, what: str) -> pd.DataFrame:
+    """Run an ibis feature expression and check the frame it gives before anyone uses it."""
+    expected = list(expr.columns)
+    # strings arrive as categories straight from Arrow's dictionary encoding (no Python string per cell)
+    frame = expr.to_pyarrow().to_pandas(strings_to_categorical=True)
+    problems: list[str] = []
+    if list(frame.columns) != expected:
+        problems.append(
+            f"{what} as of {as_of}: columns {list(frame.columns)} differ from the expected {expected} "
+            f"(a feature builder or backend changed the schema)"
+        )
+    if frame.empty:
+        problems.append(
+            f"{what} as of {as_of}: no customer is active at that date (signed up by it and not churned); "
+            f"choose a later as-of date or check customers.signup_date/churn_date"
+        )
+    dup = frame["customer_id"].duplicated(keep=False) if "customer_id" in frame else pd.Series(dtype=bool)
+    if dup.any():
+        examples = ", ".join(map(str, frame.loc[dup, "customer_id"].drop_duplicates().head(3)))
+        problems.append(
+            f"{what} as of {as_of}: customer_id is not unique ({int(dup.sum())} rows share an id, e.g. {examples}); "
+            f"a family table produced several rows per customer"
+        )
+    # only floats can hold infinities; one column at a time avoids a mixed-dtype copy of the whole frame
+    bad = [c for c in frame.columns if frame[c].dtype.kind == "f" and np.isinf(frame[c].to_numpy()).any()]
+    if bad:
+        problems.append(f"{what} as of {as_of}: infinite values in {bad}; ratios must divide by NULLIF(x, 0)")
+    if problems:
+        raise DataValidationError(problems)
+    return frame
+
+
+def _as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Categorical features as pandas `category` with sorted categories (stable codes across runs)."""
+    for name in columns:
+        col = frame[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            frame[name] = col.cat.reorder_categories(sorted(col.cat.categories))
+        else:
+            frame[name] = col.astype("category")
+    return frame
+
+
+def compute_features(cfg: Config, as_of: dt.date | None = None, source: Source | None = None) -> pd.DataFrame:
+    """Feature frame of every customer active at `as_of` (default: the last date in the data).
+
+    Columns: customer_id, then the features; categorical features have pandas `category` dtype.
+    """
+    source = source if source is not None else open_source(cfg.data.source)
+    as_of = _resolve_as_of(source, as_of)
+    expr = feature_table(source.tables, as_of, cfg.features)
+    frame = _execute_checked(expr, as_of, "feature table")
+    return _as_categories(frame, categorical_features(expr))
+
+
+def feature_table_path(cfg: Config, as_of: dt.date) -> Path:
+    return cfg.workdir / "features" / f"as_of={as_of.isoformat()}.parquet"
+
+
+def write_feature_table(
+    cfg: Config, as_of: dt.date | None = None, source: Source | None = None
+) -> FeatureTableResult:
+    """Compute the feature table as of a date and write it to `<workdir>/features/as_of=YYYY-MM-DD.parquet`."""
+    source = source if source is not None else open_source(cfg.data.source)
+    as_of = _resolve_as_of(source, as_of)
+    frame = compute_features(cfg, as_of, source)
+    path = feature_table_path(cfg, as_of)
+    atomic_write_parquet(frame, path)
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return FeatureTableResult(as_of, path, frame, categorical)
+
+
+def training_set_fingerprint(cfg: Config, data_fingerprint: str) -> str:
+    """Identity of a training set: the data, and every setting that changes its rows, columns or labels."""
+    payload = {
+        "data": data_fingerprint,
+        "features": cfg.features.model_dump(mode="json"),
+        "label": cfg.label.model_dump(mode="json"),
+        "snapshots": cfg.snapshots.model_dump(mode="json"),
+        "feature_set_version": FEATURE_SET_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def training_set_dir(cfg: Config, fingerprint: str) -> Path:
+    return cfg.workdir / "training_sets" / fingerprint
+
+
+def _load_cached(path: Path, fingerprint: str) -> TrainingSet | None:
+    manifest_path, data_path = path / MANIFEST_FILE, path / TRAINING_SET_FILE
+    if not (manifest_path.is_file() and data_path.is_file()):
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        log.warning("ignoring unreadable training-set manifest %s (%s): rebuilding", manifest_path, e)
+        return None
+    if manifest.get("fingerprint") != fingerprint:
+        return None
+    frame = pd.read_parquet(data_path)
+    log.info("reusing training set %s (%d rows, fingerprint %s)", path, len(frame), fingerprint)
+    return TrainingSet(frame, manifest, path)
+
+
+def _snapshot_frame(source: Source, cfg: Config, as_of: dt.date) -> pd.DataFrame:
+    features = feature_table(source.tables, as_of, cfg.features)
+    labels = churn_labels(source.tables, as_of, cfg.label)
+    expr = features.inner_join(labels, "customer_id")
+    frame = _execute_checked(expr, as_of, "training snapshot")
+    frame.insert(1, "snapshot_date", pd.Timestamp(as_of))
+    return frame
+
+
+def load_or_build_training_set(
+    cfg: Config, *, source: Source | None = None, progress: bool = True
+) -> TrainingSet:
+    """The training set for `cfg`: reused from `<workdir>/training_sets/<fingerprint>/` when present, else
+    built from rolling snapshots and written there atomically."""
+    source = source if source is not None else open_source(cfg.data.source)
+    fingerprint = training_set_fingerprint(cfg, source.fingerprint)
+    path = training_set_dir(cfg, fingerprint)
+    cached = _load_cached(path, fingerprint)
+    if cached is not None:
+        return cached
+
+    dates = snapshot_dates(source.data_end_date, cfg.label, cfg.snapshots)
+    categorical = categorical_features(feature_table(source.tables, dates[-1], cfg.features))
+    frames: list[pd.DataFrame] = []
+    if progress:
+        # DuckDB draws its own per-query bar on the terminal; one bar (ours, per snapshot) is enough
+        source.duckdb.execute("SET enable_progress_bar = false")
+    with Progress(
+        TextColumn("[bold]training set[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("snapshots", total=len(dates))
+        for as_of in dates:
+            bar.update(task, description=f"snapshot {as_of}")
+            try:
+                frames.append(_snapshot_frame(source, cfg, as_of))
+            except DataValidationError as e:
+                if any("no customer is active" in p for p in e.problems):
+                    raise ConfigError(
+                        f"training snapshot {as_of} has no labelled customers: the snapshots reach back before the "
+                        f"data ({len(dates)} snapshots every {cfg.snapshots.spacing_days} days ending "
+                        f"{dates[-1]}); lower snapshots.count or snapshots.spacing_days"
+                    ) from e
+                raise
+            bar.advance(task)
+
+    frame = pd.concat(frames, ignore_index=True)
+    del frames
+    frame = _as_categories(frame, categorical)
+    frame["snapshot_date"] = frame["snapshot_date"].astype("datetime64[ns]")
+    frame["label"] = frame["label"].astype("int8")
+    features = [c for c in frame.columns if c not in ("customer_id", "snapshot_date", "label")]
+    rates = frame.groupby("snapshot_date", sort=True)["label"].agg(["size", "mean"])
+    manifest = {
+        "fingerprint": fingerprint,
+        "data_fingerprint": source.fingerprint,
+        "data_source": str(source.path) if source.path is not None else None,
+        "data_end_date": source.data_end_date.isoformat(),
+        "feature_set_version": FEATURE_SET_VERSION,
+        "snapshots": [
+            {"date": d.date().isoformat(), "rows": int(r["size"]), "churn_rate": float(r["mean"])}
+            for d, r in rates.iterrows()
+        ],
+        "rows": len(frame),
+        "churn_rate": float(frame["label"].mean()),
+        "features": features,
+        "categorical_features": categorical,
+        "label": _label_manifest(cfg),
+        "feature_config": cfg.features.model_dump(mode="json"),
+        "snapshot_config": cfg.snapshots.model_dump(mode="json"),
+    }
+    with atomic_directory(path) as tmp:
+        atomic_write_parquet(frame, tmp / TRAINING_SET_FILE)
+        atomic_write_json(manifest, tmp / MANIFEST_FILE)
+    log.info("wrote training set %s (%d rows, %d features)", path, len(frame), len(features))
+    return TrainingSet(frame, manifest, path)
+
+
+def _label_manifest(cfg: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": cfg.label.kind, "horizon_days": cfg.label.horizon_days}
+    if cfg.label.kind == "inactivity":
+        out["inactivity_lookback_days"] = cfg.label.inactivity_lookback_days
+    return out

@@ -1,0 +1,315 @@
+"""Feature frames at the boundary, the rolling-snapshot training set, its reuse by fingerprint, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import pipeline.training_set as ts_module
+from features.labels import snapshot_dates
+from pipeline.cli import app
+from pipeline.config import Config, FeatureConfig, LabelConfig, SnapshotConfig
+from pipeline.errors import ConfigError, DataValidationError
+from pipeline.io import open_source
+from pipeline.training_set import (
+    compute_features,
+    feature_table_path,
+    load_or_build_training_set,
+    training_set_fingerprint,
+    write_feature_table,
+)
+from tests.features.synthetic import random_frames
+
+DATA_END = dt.date(2024, 10, 26)  # random_frames(start=2024-01-01, days=300): last dates fall on this day
+
+
+def _write_source(folder: Path, seed: int = 2) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in random_frames(seed=seed, n_customers=150).items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_source(tmp_path_factory.mktemp("source") / "data")
+
+
+def _config(data_dir: Path, workdir: Path, **overrides: object) -> Config:
+    sections = {
+        "workdir": workdir,
+        "data": {"source": data_dir},
+        "label": LabelConfig(horizon_days=30),
+        "snapshots": SnapshotConfig(count=3, spacing_days=14),
+        "features": FeatureConfig(important_event_types=("login",), event_types=("login", "purchase")),
+    }
+    sections.update(overrides)
+    return Config(**sections)
+
+
+def _active_ids(customers: pd.DataFrame, as_of: dt.date) -> set:
+    t = pd.Timestamp(as_of)
+    c = customers
+    return set(c.loc[(c.signup_date <= t) & (c.churn_date.isna() | (c.churn_date > t)), "customer_id"])
+
+
+# ------------------------------------------------------------------------------------------ compute_features
+
+
+def test_compute_features_defaults_to_the_last_data_date(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path)
+    source = open_source(data_dir)
+    assert source.data_end_date == DATA_END
+    frame = compute_features(cfg, source=source)
+    customers = pd.read_parquet(data_dir / "customers.parquet")
+    assert set(frame["customer_id"]) == _active_ids(customers, DATA_END)
+    assert frame.columns[0] == "customer_id"
+    assert isinstance(frame["plan"].dtype, pd.CategoricalDtype)
+    assert isinstance(frame["loyalty_member"].dtype, pd.CategoricalDtype)
+    for name in ("plan", "loyalty_member"):  # sorted categories: the same codes on every run
+        assert list(frame[name].cat.categories) == sorted(frame[name].astype(str).unique())
+    assert frame["events_30d"].dtype == "int64" and frame["days_since_last_event"].dtype == "float64"
+
+
+def test_compute_features_opens_the_configured_source(data_dir: Path, tmp_path: Path) -> None:
+    frame = compute_features(_config(data_dir, tmp_path), as_of=dt.date(2024, 6, 1))
+    customers = pd.read_parquet(data_dir / "customers.parquet")
+    assert set(frame["customer_id"]) == _active_ids(customers, dt.date(2024, 6, 1))
+
+
+def test_as_of_after_the_data_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"as-of date 2024-10-27 is after the last date in the data \(2024-10-26\)"
+    ):
+        compute_features(_config(data_dir, tmp_path), as_of=dt.date(2024, 10, 27))
+
+
+def test_as_of_before_any_customer_is_an_error(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match="no customer is active at that date"):
+        compute_features(_config(data_dir, tmp_path), as_of=dt.date(2023, 6, 1))
+
+
+def test_duplicate_customer_rows_fail_the_boundary_check(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ts_module.feature_table
+    monkeypatch.setattr(ts_module, "feature_table", lambda *a: real(*a).union(real(*a), distinct=False))
+    with pytest.raises(DataValidationError, match="customer_id is not unique"):
+        compute_features(_config(data_dir, tmp_path))
+
+
+def test_infinite_values_fail_the_boundary_check(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ts_module.feature_table
+
+    def with_inf(*args):
+        t = real(*args)
+        return t.mutate(tenure_days=ibis.literal(1.0) / ibis.literal(0.0))
+
+    monkeypatch.setattr(ts_module, "feature_table", with_inf)
+    with pytest.raises(DataValidationError, match=r"infinite values in \['tenure_days'\]"):
+        compute_features(_config(data_dir, tmp_path))
+
+
+def test_write_feature_table(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path)
+    result = write_feature_table(cfg, dt.date(2024, 9, 1))
+    assert (
+        result.path
+        == tmp_path / "features" / "as_of=2024-09-01.parquet"
+        == feature_table_path(cfg, result.as_of)
+    )
+    back = pd.read_parquet(result.path)
+    pd.testing.assert_frame_equal(back, result.frame)
+    assert result.categorical_features == ["plan", "loyalty_member"]
+    assert not [p for p in result.path.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+# ------------------------------------------------------------------------------------------ training set
+
+
+@pytest.fixture(scope="module")
+def built(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    cfg = _config(data_dir, tmp_path_factory.mktemp("work"))
+    return cfg, load_or_build_training_set(cfg, progress=False)
+
+
+def test_training_set_stacks_labelled_snapshots(built, data_dir: Path) -> None:
+    cfg, ts = built
+    dates = [dt.date(2024, 8, 29), dt.date(2024, 9, 12), dt.date(2024, 9, 26)]  # last = 2024-10-26 - 30 days
+    assert snapshot_dates(DATA_END, cfg.label, cfg.snapshots) == dates
+    frame = ts.frame
+    assert list(frame.columns[:2]) == ["customer_id", "snapshot_date"] and frame.columns[-1] == "label"
+    assert frame["label"].dtype == "int8" and frame["snapshot_date"].dtype == "datetime64[ns]"
+    assert sorted(frame["snapshot_date"].dt.date.unique()) == dates
+    assert not frame.duplicated(["customer_id", "snapshot_date"]).any()
+    customers = pd.read_parquet(data_dir / "customers.parquet")
+    for d in dates:
+        snap = frame[frame["snapshot_date"] == pd.Timestamp(d)]
+        assert set(snap["customer_id"]) == _active_ids(customers, d)
+        churn = customers.set_index("customer_id")["churn_date"]
+        horizon_end = pd.Timestamp(d + dt.timedelta(days=30))
+        expected = ((churn > pd.Timestamp(d)) & (churn <= horizon_end)).astype("int8")
+        assert (
+            snap.set_index("customer_id")["label"].sort_index().tolist()
+            == expected[snap["customer_id"]].sort_index().tolist()
+        )
+    assert frame["label"].sum() > 0
+    assert isinstance(frame["plan"].dtype, pd.CategoricalDtype)
+
+
+def test_training_set_manifest(built) -> None:
+    cfg, ts = built
+    m = ts.manifest
+    assert ts.path == cfg.workdir / "training_sets" / m["fingerprint"]
+    on_disk = json.loads((ts.path / "manifest.json").read_text())
+    assert on_disk == m
+    assert m["fingerprint"] == training_set_fingerprint(cfg, m["data_fingerprint"])
+    assert m["data_fingerprint"] == open_source(cfg.data.source).fingerprint
+    assert m["label"] == {"kind": "cancellation", "horizon_days": 30}
+    assert m["features"] == [
+        c for c in ts.frame.columns if c not in ("customer_id", "snapshot_date", "label")
+    ]
+    assert m["categorical_features"] == ["plan", "loyalty_member"]
+    assert m["rows"] == len(ts.frame)
+    for snap in m["snapshots"]:
+        rows = ts.frame[ts.frame["snapshot_date"] == pd.Timestamp(snap["date"])]
+        assert snap["rows"] == len(rows)
+        assert snap["churn_rate"] == pytest.approx(rows["label"].mean())
+
+
+def test_training_set_is_reused_while_the_fingerprint_matches(built, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, first = built
+    stamp = (first.path / "training_set.parquet").stat().st_mtime_ns
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("rebuilt although the fingerprint matches")
+
+    monkeypatch.setattr(ts_module, "_snapshot_frame", must_not_build)
+    again = load_or_build_training_set(cfg, progress=False)
+    assert again.path == first.path and again.manifest == first.manifest
+    pd.testing.assert_frame_equal(again.frame, first.frame)
+    assert (first.path / "training_set.parquet").stat().st_mtime_ns == stamp
+
+
+def test_a_config_or_data_change_builds_a_new_training_set(built, tmp_path: Path) -> None:
+    cfg, first = built
+    longer = cfg.model_copy(update={"label": LabelConfig(horizon_days=14)})
+    other = load_or_build_training_set(longer, progress=False)
+    assert other.path != first.path
+    assert other.manifest["label"]["horizon_days"] == 14
+    assert other.manifest["data_fingerprint"] == first.manifest["data_fingerprint"]
+
+    new_data = _write_source(tmp_path / "data", seed=3)
+    moved = load_or_build_training_set(
+        cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": new_data})}), progress=False
+    )
+    assert moved.manifest["data_fingerprint"] != first.manifest["data_fingerprint"]
+    assert moved.path != first.path
+
+
+def test_a_failed_build_leaves_nothing_behind(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _config(data_dir, tmp_path)
+    real = ts_module._snapshot_frame
+    calls = []
+
+    def fail_on_second(source, cfg_, as_of):
+        calls.append(as_of)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(source, cfg_, as_of)
+
+    monkeypatch.setattr(ts_module, "_snapshot_frame", fail_on_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_or_build_training_set(cfg, progress=False)
+    sets = tmp_path / "training_sets"
+    assert not sets.exists() or list(sets.iterdir()) == []
+
+
+def test_snapshots_reaching_before_the_data_are_a_config_error(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path, snapshots=SnapshotConfig(count=40, spacing_days=14))
+    with pytest.raises(ConfigError, match="lower snapshots.count or snapshots.spacing_days"):
+        load_or_build_training_set(cfg, progress=False)
+
+
+def test_inactivity_training_set_labels_only_recently_active_customers(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = _config(
+        data_dir, tmp_path, label=LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
+    )
+    ts = load_or_build_training_set(cfg, progress=False)
+    assert ts.manifest["label"] == {"kind": "inactivity", "horizon_days": 30, "inactivity_lookback_days": 30}
+    # labelled customers all had an event in the 30 days ending at the snapshot
+    assert (ts.frame["active_days_30d"] > 0).all()
+    assert 0 < ts.frame["label"].mean() < 1
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_features_writes_the_table(data_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["features", "--data", str(data_dir), "--out", str(tmp_path), "--as-of", "2024-09-01"]
+    )
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "features" / "as_of=2024-09-01.parquet"
+    assert path.is_file()
+    frame = pd.read_parquet(path)
+    assert f"{len(frame):,} active customers" in result.output and "as_of=2024-09-01.parquet" in result.output
+
+
+def test_cli_build_training_set_prints_snapshots(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("snapshots:\n  count: 2\n  spacing_days: 7\nlabel:\n  horizon_days: 30\n")
+    args = ["build-training-set", "--config", str(config), "--data", str(data_dir), "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2024-09-19" in result.output and "2024-09-26" in result.output
+    manifests = list((tmp_path / "training_sets").glob("*/manifest.json"))
+    assert len(manifests) == 1
+    m = json.loads(manifests[0].read_text())
+    assert f"{m['rows']:,}" in result.output and m["fingerprint"] in result.output
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["features", "--as-of", "2024-13-01"], 2, "is not a date"),
+        (["features", "--as-of", "2030-01-01"], 2, "after the last date in the data"),
+        (["build-training-set", "--data", "/nonexistent/data"], 2, "does not exist"),
+    ],
+)
+def test_cli_errors_are_clear(
+    data_dir: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    if "--data" not in args:
+        args = [*args, "--data", str(data_dir)]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == code
+    assert message in result.output
+    assert not (tmp_path / "features").exists() or not list((tmp_path / "features").iterdir())
+
+
+@pytest.mark.slow
+def test_training_set_of_the_simulated_company(company, tmp_path: Path) -> None:
+    cfg = company.config_in(tmp_path)
+    ts = load_or_build_training_set(cfg, progress=False)
+    assert [s["date"] for s in ts.manifest["snapshots"]] == [
+        d.isoformat()
+        for d in snapshot_dates(open_source(cfg.data.source).data_end_date, cfg.label, cfg.snapshots)
+    ]
+    assert len(ts.manifest["snapshots"]) == 4
+    rates = [s["churn_rate"] for s in ts.manifest["snapshots"]]
+    assert all(0 < r < 0.5 for r in rates)
+    assert "events_login_30d" in ts.frame.columns and "days_since_last_purchase" in ts.frame.columns
+    assert not ts.frame.duplicated(["customer_id", "snapshot_date"]).any()
