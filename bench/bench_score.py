@@ -10,6 +10,7 @@ predict, contributions + reasons for the at-risk list, output checks, atomic wri
 from __future__ import annotations
 
 import json
+import shutil
 import multiprocessing as mp
 import resource
 import sys
@@ -86,6 +87,8 @@ def _score_child(cfg_json: str, queue: mp.Queue) -> None:
 
 def main() -> None:
     console = Console()
+    # A fresh registry every run: an older champion must not win the gate and be what gets timed.
+    shutil.rmtree(WORKDIR, ignore_errors=True)
     train_cfg = _train(console)
     data, _ = ensure_company(SCORED_CUSTOMERS, MONTHS)
     cfg = train_cfg.model_copy(

@@ -18,7 +18,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from models import explain
 from models.calibration import Calibrator
 from models.encoding import categorical_as_strings
-from models.train import lightgbm_matrix
+from models.train import lightgbm_array
 from pipeline.errors import DataValidationError
 
 
@@ -58,8 +58,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.column_types = dict(column_types or {})
 
     # -- scoring -------------------------------------------------------------------------------------------
-    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The feature columns of `frame` as the booster expects them (missing columns are an error)."""
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature columns of `frame` as the booster's float array (missing columns are an error)."""
         if not isinstance(frame, pd.DataFrame):
             frame = pd.DataFrame(frame)
         missing = [f for f in self.feature_names if f not in frame.columns]
@@ -71,7 +71,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
                     f"(or retrain with `churn train`)"
                 ]
             )
-        return lightgbm_matrix(frame, self.feature_names, self.categories)
+        return lightgbm_array(frame, self.feature_names, self.categories)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated booster probabilities."""
@@ -88,7 +88,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def contributions(self, frame: pd.DataFrame, include_bias: bool = False) -> pd.DataFrame:
         """Per-feature contributions in raw log-odds (LightGBM pred_contrib), one column per feature, same
         index as `frame`; `include_bias` adds the expected log-odds as column `_bias`."""
-        return explain.contributions(self.booster, self.matrix(frame), include_bias=include_bias)
+        return explain.contributions(
+            self.booster, self.matrix(frame), include_bias=include_bias, index=frame.index
+        )
 
     # -- MLflow contract -------------------------------------------------------------------------------------
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,11 +13,19 @@ import pandas as pd
 BIAS_COLUMN = "_bias"
 
 
-def contributions(booster: lgb.Booster, matrix: pd.DataFrame, include_bias: bool = False) -> pd.DataFrame:
-    """One column per feature (+ `_bias` when asked), same index as `matrix` (already LightGBM-ready)."""
+def contributions(
+    booster: lgb.Booster,
+    matrix: pd.DataFrame | np.ndarray,
+    include_bias: bool = False,
+    index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """One column per feature (+ `_bias` when asked), indexed by `index` (default: the frame's own index);
+    `matrix` is already LightGBM-ready (`lightgbm_matrix` or `lightgbm_array`)."""
     values = booster.predict(matrix, pred_contrib=True)
     names = list(booster.feature_name())
-    out = pd.DataFrame(values[:, : len(names)], index=matrix.index, columns=names)
+    if index is None:
+        index = matrix.index if isinstance(matrix, pd.DataFrame) else pd.RangeIndex(len(values))
+    out = pd.DataFrame(values[:, : len(names)], index=index, columns=names)
     if include_bias:
         out[BIAS_COLUMN] = values[:, len(names)]
     return out

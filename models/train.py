@@ -89,6 +89,22 @@ def lightgbm_matrix(
     return pd.DataFrame(cols, index=frame.index)
 
 
+def lightgbm_array(
+    frame: pd.DataFrame, feature_names: list[str], categories: dict[str, list[str]]
+) -> np.ndarray:
+    """`lightgbm_matrix` as the float array LightGBM converts it to (category codes of the training categories,
+    NaN for missing or unseen): built once, so predicting skips the frame build and LightGBM's own copy."""
+    out = np.empty((len(frame), len(feature_names)), dtype=np.float64, order="F")
+    for j, name in enumerate(feature_names):
+        col = frame[name]
+        if name in categories:
+            codes = with_categories(col, categories[name]).cat.codes.to_numpy()
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
 _SMALL_TRAINING_ROWS = 50_000
 
 

@@ -83,3 +83,24 @@ def test_signature_rejects_a_frame_without_a_feature(fitted, mlflow_store):
     with pytest.raises(mlflow.exceptions.MlflowException, match="logins_30d"):
         loaded.predict(model.input_frame(split.test).drop(columns=["logins_30d"]))
     assert isinstance(pd.Series(loaded.predict(model.input_frame(split.test.head(3)))), pd.Series)
+
+
+def test_array_input_predicts_exactly_what_the_frame_input_does(fitted):
+    # Scoring feeds the booster a float array (codes of the training categories); it must be the same model.
+    from models.train import lightgbm_matrix
+
+    model, split = fitted
+    test = split.test.copy()
+    cat = model.categorical_features[0]
+    values = test[cat].astype(object)
+    values.iloc[0] = "a category never seen in training"
+    values.iloc[1] = None
+    test[cat] = values.astype("category")
+    numeric = next(f for f in model.feature_names if f not in model.categories)
+    test.loc[test.index[2], numeric] = np.nan
+    from_frame = model.booster.predict(lightgbm_matrix(test, model.feature_names, model.categories))
+    assert np.array_equal(model.predict_raw(test), from_frame)
+    contrib_frame = model.booster.predict(
+        lightgbm_matrix(test, model.feature_names, model.categories), pred_contrib=True
+    )
+    assert np.allclose(model.contributions(test, include_bias=True).to_numpy(), contrib_frame)
