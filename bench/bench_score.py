@@ -10,9 +10,9 @@ predict, contributions + reasons for the at-risk list, output checks, atomic wri
 from __future__ import annotations
 
 import json
-import shutil
 import multiprocessing as mp
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path

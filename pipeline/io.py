@@ -199,9 +199,10 @@ def _raw_schema(con: duckdb.DuckDBPyConnection, view: str, spec: TableSpec) -> d
     schema = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
     for col in spec.columns:
         t = schema.get(col.name)
-        if t is not None and (t.upper() in {"NULL", '"NULL"'} or not type_ok(col.kind, t)):
-            if con.execute(f"SELECT COUNT({q(col.name)}) = 0 FROM {view}").fetchone()[0]:
-                schema[col.name] = ALL_NULL
+        mistyped = t is not None and (t.upper() in {"NULL", '"NULL"'} or not type_ok(col.kind, t))
+        # Only a mistyped column costs a scan to see whether it holds any value at all.
+        if mistyped and con.execute(f"SELECT COUNT({q(col.name)}) = 0 FROM {view}").fetchone()[0]:
+            schema[col.name] = ALL_NULL
     return schema
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from pipeline.config import Config, load_config
 from pipeline.errors import ChurnError, ConfigError
 
+
 def _console(stderr: bool = False) -> Console:
     # Off a terminal (make, cron, CI logs) rich assumes 80 columns, too narrow for the at-risk table.
     c = Console(stderr=stderr)

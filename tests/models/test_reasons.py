@@ -137,7 +137,13 @@ def test_misaligned_frames_are_refused():
 
 
 def test_a_fact_is_named_once_whatever_its_windows():
-    names = ["failed_payments_30d", "failed_payments_90d", "complaints_30d", "events_login_30d", "events_error_30d"]
+    names = [
+        "failed_payments_30d",
+        "failed_payments_90d",
+        "complaints_30d",
+        "events_login_30d",
+        "events_error_30d",
+    ]
     features = pd.DataFrame([[2, 2, 1, 0, 4]], columns=names, index=[7])
     contrib = pd.DataFrame([[0.9, 0.8, 0.5, 0.4, 0.3]], columns=names, index=[7])
     got = explain(contrib, features, ScoringConfig())
@@ -152,7 +158,11 @@ def test_distinct_concepts_on_a_random_frame_match_a_per_row_reference():
     from features.catalog import concept
 
     rng = np.random.default_rng(9)
-    names = [f"{base}_{w}d" for base in ("failed_payments", "complaints", "events_login", "events_error") for w in (7, 30, 90)]
+    names = [
+        f"{base}_{w}d"
+        for base in ("failed_payments", "complaints", "events_login", "events_error")
+        for w in (7, 30, 90)
+    ]
     names += ["tenure_days", "days_since_last_event"]
     n = 300
     features = pd.DataFrame(rng.integers(0, 5, (n, len(names))), columns=names)

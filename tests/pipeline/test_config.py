@@ -25,7 +25,9 @@ def test_default_yaml_matches_builtin_defaults():
 
 def test_readme_config_reference_is_current_and_complete():
     reference = config_reference()
-    assert reference in (ROOT / "README.md").read_text(), "README Config reference is stale: paste `python -m pipeline.config`"
+    assert reference in (ROOT / "README.md").read_text(), (
+        "README Config reference is stale: paste `python -m pipeline.config`"
+    )
     undocumented = [line for line in reference.splitlines()[2:] if line.endswith("|  |")]
     assert not undocumented, f"config keys without a description: {undocumented}"
 
