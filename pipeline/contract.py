@@ -114,6 +114,7 @@ def _base_type(duck_type: str) -> str:
 ALL_NULL = "NULL"  # raw type given to a column with no value at all: any contract type fits it
 
 _TARGET_TYPE: dict[Kind, str] = {
+    "id": "BIGINT",
     "date": "DATE",
     "timestamp": "TIMESTAMP",
     "string": "VARCHAR",
@@ -148,8 +149,14 @@ def normalised_expr(col: Column, raw_type: str, id_type: str) -> str:
     """SQL turning a raw column into its contract type; unparseable values become NULL (and are counted)."""
     c = q(col.name)
     t = _base_type(raw_type)
+    target = id_type if col.kind == "id" else _TARGET_TYPE[col.kind]
     if t == ALL_NULL:
-        return f"CAST(NULL AS {id_type if col.kind == 'id' else _TARGET_TYPE[col.kind]})"
+        return f"CAST(NULL AS {target})"
+    if raw_type.upper() == target:
+        # Already the contract type: the bare column keeps Parquet filter pushdown (row-group skipping on ts).
+        return c
+    if t in _INTEGER_TYPES and target == "BIGINT":
+        return f"CAST({c} AS BIGINT)"
     if col.kind == "id":
         return f"TRY_CAST({c} AS {id_type})"
     if col.kind == "date":
@@ -235,7 +242,7 @@ def _rule_checks(
             checks.append(
                 (col.name, "is null", f"fill every {col.name} or drop those rows", f"{raw} IS NULL")
             )
-        if col.kind in {"date", "timestamp", "float", "int", "bool"}:
+        if col.kind in {"date", "timestamp", "float", "int", "bool"} and norm != raw:  # a cast can fail
             rule = {
                 "date": "is not a parseable date",
                 "timestamp": "is not a parseable timestamp",

@@ -246,3 +246,15 @@ def test_a_column_with_no_value_at_all_takes_the_contract_type():
 def test_an_all_null_required_column_is_still_reported_as_null():
     msg = only_problem(events=events(event_type=[None, None, None]))
     assert "events.event_type: 3 of 3 rows is null" in msg
+
+
+def test_integer_ids_beside_string_ids_become_strings():
+    # customers holds "A1"-style ids, events an INTEGER column: the shared id type is text.
+    source = source_from_frames(
+        {
+            "customers": customers(customer_id=["A1", "2", "3"]),
+            "events": events(customer_id=pd.array([2, 2, 3], dtype="int32")),
+        }
+    )
+    assert source.tables.events.customer_id.type().is_string()
+    assert sorted(source.tables.events.customer_id.execute()) == ["2", "2", "3"]
