@@ -14,9 +14,6 @@ import hashlib
 import logging
 import re
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import pyarrow as pa
 
 from pipeline.config import Config, DriftConfig, ScoringConfig, TierConfig
 from pipeline.errors import ConfigError, DataValidationError, DriftError, StaleDataError
+from pipeline.progress import Steps
 
 log = logging.getLogger(__name__)
 
@@ -267,38 +265,6 @@ def customer_value(customers: pd.DataFrame, ids: pd.Series, cfg: Config) -> tupl
 # ---------------------------------------------------------------------------------------------- the run
 
 
-class _Steps:
-    """Timed steps, shown as a rich progress bar when asked."""
-
-    def __init__(self, names: list[str], progress: bool):
-        self.timings: dict[str, float] = {}
-        self._bar = None
-        if progress:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-            )
-            self._task = self._bar.add_task("scoring", total=len(names))
-            self._bar.start()
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        if self._bar is not None:
-            self._bar.update(self._task, description=name)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.perf_counter() - start, 3)
-            if self._bar is not None:
-                self._bar.advance(self._task)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 _STEPS = ["open and validate data", "staleness check", "load model", "features", "drift check", "predict",
           "reasons", "checks", "write outputs"]  # fmt: skip
 
@@ -307,14 +273,14 @@ def run_scoring(
     cfg: Config, as_of: dt.date | None = None, model_version: str | None = None, *, progress: bool = False
 ) -> ScoringResult:
     """Score every customer active at `as_of` (default: the data's last date) and publish the outputs."""
-    steps = _Steps(_STEPS, progress)
+    steps = Steps(total=len(_STEPS), progress=progress, title="scoring")
     try:
         return _run(cfg, as_of, model_version, steps)
     finally:
         steps.close()
 
 
-def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: _Steps) -> ScoringResult:
+def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: Steps) -> ScoringResult:
     from models.evaluate import top_k_count
     from models.reasons import explain
     from models.registry import load_model
@@ -467,7 +433,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _publish(final: Path, scores: pd.DataFrame, at_risk: pd.DataFrame, manifest: dict, steps: _Steps) -> dict:
+def _publish(final: Path, scores: pd.DataFrame, at_risk: pd.DataFrame, manifest: dict, steps: Steps) -> dict:
     """Write the three outputs into a temp dir that replaces `final` whole; return the files' SHA-256."""
     from pipeline.io import atomic_directory, atomic_write_json, atomic_write_parquet
 

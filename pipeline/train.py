@@ -10,8 +10,6 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +44,7 @@ from models.train import (
 )
 from pipeline.config import Config
 from pipeline.errors import ConfigError
+from pipeline.progress import Steps
 
 log = logging.getLogger(__name__)
 
@@ -103,60 +102,6 @@ class EvaluationResult:
     evaluation: Evaluation
     warnings: list[str]
     seconds: float
-
-
-class _Steps:
-    """Named, timed steps shown as a rich spinner line when `progress` is on."""
-
-    def __init__(self, total: int, progress: bool, title: str):
-        self.timings: dict[str, float] = {}
-        self.progress = progress
-        self._bar = None
-        if progress:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._task = self._bar.add_task(title, total=total)
-            self._bar.start()
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        if self._bar is not None:
-            self._bar.update(self._task, description=name)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.perf_counter() - start, 3)
-            if self._bar is not None:
-                self._bar.advance(self._task)
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Hide the bar while a callee shows its own (rich allows one live display at a time)."""
-        if self._bar is not None:
-            self._bar.stop()
-        try:
-            yield
-        finally:
-            if self._bar is not None:
-                self._bar.start()
-
-    def note(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=text)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -308,14 +253,14 @@ def _dates(values: list[dt.date]) -> list[str]:
 # -- stages -------------------------------------------------------------------------------------------------
 def run_training(cfg: Config, *, progress: bool = False) -> TrainingResult:
     """Train, evaluate, log, register and gate one churn model (see module docstring)."""
-    steps = _Steps(total=9, progress=progress, title="training")
+    steps = Steps(total=9, progress=progress, title="training")
     try:
         return _train(cfg, steps)
     finally:
         steps.close()
 
 
-def _train(cfg: Config, steps: _Steps) -> TrainingResult:
+def _train(cfg: Config, steps: Steps) -> TrainingResult:
     start = time.perf_counter()
     mc = cfg.model
     with steps.step("training set (build or reuse)"), steps.paused():
@@ -480,14 +425,14 @@ def _train(cfg: Config, steps: _Steps) -> TrainingResult:
 
 def run_evaluation(cfg: Config, version: str | None = None, *, progress: bool = False) -> EvaluationResult:
     """Evaluate a registered version (default: the champion) on the latest test snapshots; log a new run."""
-    steps = _Steps(total=4, progress=progress, title="evaluation")
+    steps = Steps(total=4, progress=progress, title="evaluation")
     try:
         return _evaluate(cfg, version, steps)
     finally:
         steps.close()
 
 
-def _evaluate(cfg: Config, version: str | None, steps: _Steps) -> EvaluationResult:
+def _evaluate(cfg: Config, version: str | None, steps: Steps) -> EvaluationResult:
     start = time.perf_counter()
     with steps.step("load model"):
         model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model, version)

@@ -74,7 +74,7 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
     """Train LightGBM + a logistic baseline on an out-of-time split, log everything to MLflow, register the
     model and promote it to champion only if it beats the current one."""
     with reported_errors():
-        from pipeline.train import LGBM, run_training
+        from pipeline.train import run_training
 
         cfg = load(config, data, out)
         result = run_training(cfg, progress=True)
@@ -86,20 +86,8 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
             f"{len(result.features)} features; LightGBM best iteration {result.best_iteration}"
             + (f" (random search, {result.tuning_trials} trials)" if result.tuning_trials else "")
         )
-        console.print(
-            _metrics_table(
-                ev,
-                f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers)",
-                cfg.evaluation.list_size_pct,
-            )
-        )
-        if ev.oracle_note:
-            console.print(ev.oracle_note)
-        best = ev.profit[LGBM]
-        console.print(
-            f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] "
-            f"(expected profit {best.best_profit:,.0f} on the test customers; value {cfg.evaluation.customer_value:g}, "
-            f"offer cost {cfg.evaluation.offer_cost:g}, acceptance {cfg.evaluation.offer_acceptance:g})"
+        _print_evaluation(
+            ev, f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers)", cfg
         )
         d = result.decision
         verdict = "[bold green]champion[/]" if d.promoted else "[bold yellow]challenger[/]"
@@ -108,32 +96,40 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
         console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
 
 
+def _print_evaluation(ev, title: str, cfg) -> None:
+    """The metrics table, the oracle note and the profit-optimal list size (train and evaluate alike)."""
+    from pipeline.train import LGBM
+
+    console.print(_metrics_table(ev, title, cfg.evaluation.list_size_pct))
+    if ev.oracle_note:
+        console.print(ev.oracle_note)
+    best = ev.profit[LGBM]
+    e = cfg.evaluation
+    console.print(
+        f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] "
+        f"(expected profit {best.best_profit:,.0f} on the test customers; value {e.customer_value:g}, "
+        f"offer cost {e.offer_cost:g}, acceptance {e.offer_acceptance:g})"
+    )
+
+
 @app.command("evaluate")
 def evaluate(
     config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None, version: VersionOpt = None
 ) -> None:
     """Evaluate a registered model version (default: the champion) on the latest test snapshots."""
     with reported_errors():
-        from pipeline.train import LGBM, run_evaluation
+        from pipeline.train import run_evaluation
 
         cfg = load(config, data, out)
         result = run_evaluation(cfg, version, progress=True)
         ev = result.evaluation
         for w in result.warnings:
             console.print(f"[yellow]warning:[/] {w}")
-        console.print(
-            _metrics_table(
-                ev,
-                f"{result.model_name} v{result.model_version} on test snapshots "
-                f"{', '.join(map(str, ev.test_snapshots))} ({ev.rows:,} customers)",
-                cfg.evaluation.list_size_pct,
-            )
-        )
-        if ev.oracle_note:
-            console.print(ev.oracle_note)
-        best = ev.profit[LGBM]
-        console.print(
-            f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] (expected profit {best.best_profit:,.0f})"
+        _print_evaluation(
+            ev,
+            f"{result.model_name} v{result.model_version} on test snapshots "
+            f"{', '.join(map(str, ev.test_snapshots))} ({ev.rows:,} customers)",
+            cfg,
         )
         console.print(f"MLflow run {result.run_id}; view it with:")
         console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
