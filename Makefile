@@ -8,7 +8,7 @@ TO     ?= csv
 AS_OF_OPT := $(if $(AS_OF),--as-of $(AS_OF),)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo simulate validate features training-set train evaluate score export test test-fast lint bench clean
+.PHONY: help setup demo simulate validate features training-set train evaluate score export test test-fast lint bench clean clean-bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -65,5 +65,8 @@ lint: setup ## Ruff lint and format check
 bench: setup ## Benchmarks at 1M customers (minutes; not part of the tests)
 	$(BIN)/python -m bench
 
-clean: ## Remove generated data, the working dir and caches (keeps .venv)
-	rm -rf data .churn bench/out .pytest_cache .ruff_cache
+clean: ## Remove generated data, the working dir and caches (keeps .venv and the benchmark companies)
+	rm -rf data .churn .pytest_cache .ruff_cache
+
+clean-bench: ## Remove the cached benchmark companies and figures (bench/out, about 1.5 GB)
+	rm -rf bench/out
