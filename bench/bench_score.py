@@ -59,6 +59,17 @@ def _train(console: Console) -> Config:
     return cfg
 
 
+def _peak_rss_kb() -> int:
+    """This process's own peak RSS. Linux carries ru_maxrss across exec, so a child spawned by a parent that
+    once held 10 GB (the pandas baseline of bench features) would report the parent's peak; VmHWM belongs to
+    the address space, which exec replaces."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _score_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed scoring run and this process's peak RSS."""
     from pipeline.scoring import run_scoring
@@ -67,7 +78,7 @@ def _score_child(cfg_json: str, queue: mp.Queue) -> None:
     started = time.perf_counter()
     result = run_scoring(cfg)
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _peak_rss_kb()
     queue.put(
         {
             "seconds": seconds,
