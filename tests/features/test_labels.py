@@ -11,7 +11,7 @@ from features.labels import churn_labels, labelled_customers, snapshot_dates
 from pipeline.config import LabelConfig, SnapshotConfig
 from pipeline.errors import ConfigError
 from pipeline.io import source_from_frames
-from tests.features.synthetic import AS_OF, customers, frame, random_frames, source
+from tests.features.synthetic import AS_OF, as_known_at, customers, frame, random_frames, source
 
 CANCEL = LabelConfig(kind="cancellation", horizon_days=30)
 INACTIVE = LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
@@ -62,29 +62,13 @@ def test_inactivity_label_needs_events() -> None:
         churn_labels(source().tables, AS_OF, INACTIVE)
 
 
-def _drop_after(frames: dict[str, pd.DataFrame], day: dt.date) -> dict[str, pd.DataFrame]:
-    cut = pd.Timestamp(day + dt.timedelta(days=1))
-    out = {}
-    for name, df in frames.items():
-        df = df.copy()
-        if name == "customers":
-            df.loc[df["churn_date"] >= cut, "churn_date"] = pd.NaT
-        else:
-            df = df[df["ts"] < cut]
-            if name == "support_contacts":
-                later = df["resolved_ts"] >= cut
-                df.loc[later, ["resolved_ts", "csat"]] = [pd.NaT, pd.NA]
-        out[name] = df.reset_index(drop=True)
-    return out
-
-
 @pytest.mark.parametrize("cfg", [CANCEL, INACTIVE], ids=["cancellation", "inactivity"])
 def test_data_after_the_horizon_changes_no_label(cfg: LabelConfig) -> None:
     frames = random_frames(seed=7, n_customers=150)
     as_of = dt.date(2024, 7, 1)
     full = churn_labels(source_from_frames(frames).tables, as_of, cfg).execute().sort_values("customer_id")
     cut = churn_labels(
-        source_from_frames(_drop_after(frames, as_of + dt.timedelta(days=cfg.horizon_days))).tables,
+        source_from_frames(as_known_at(frames, as_of + dt.timedelta(days=cfg.horizon_days))).tables,
         as_of,
         cfg,
     )
@@ -115,7 +99,7 @@ def test_labels_do_change_with_data_inside_the_horizon() -> None:
     """Guards the two tests above: data in (t, t + h] is what labels are made of."""
     frames = random_frames(seed=7, n_customers=150)
     as_of = dt.date(2024, 7, 1)
-    before = _drop_after(frames, as_of)
+    before = as_known_at(frames, as_of)
     for cfg in (CANCEL, INACTIVE):
         full = churn_labels(source_from_frames(frames).tables, as_of, cfg).execute()
         blind = churn_labels(source_from_frames(before).tables, as_of, cfg).execute()
