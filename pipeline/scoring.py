@@ -281,6 +281,7 @@ def run_scoring(
 
 
 def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: Steps) -> ScoringResult:
+    from features.labels import labelled_customers
     from models.evaluate import top_k_count
     from models.reasons import explain
     from models.registry import load_model
@@ -304,6 +305,11 @@ def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: S
 
     with steps.step("features"):
         features = compute_features(cfg, as_of, source)
+        if cfg.label.kind == "inactivity":
+            # The model learnt only customers with an event in the lookback: lapsed ones are already gone
+            # by this definition and would be scored outside what the model knows.
+            population = labelled_customers(source.tables, as_of, cfg.label).to_pyarrow()["customer_id"]
+            features = features[features["customer_id"].isin(population.to_numpy())]
     if features.empty:
         raise ConfigError(
             f"no customer is active at the as-of date {as_of} (data ends {source.data_end_date}); "

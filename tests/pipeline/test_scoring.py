@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import DriftConfig, ScoringConfig, TierConfig
+from pipeline.config import DriftConfig, LabelConfig, ScoringConfig, TierConfig
 from pipeline.errors import DataValidationError, DriftError, StaleDataError
 from pipeline.io import source_from_frames
 from pipeline.scoring import (
@@ -361,3 +361,33 @@ def test_cli_score_then_export_and_stale_exit_code(trained, tmp_path):
     assert "stale data" in stale.output
     missing = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out), "--model-version", "99"])
     assert missing.exit_code == 6 and "99" in missing.output
+
+
+@pytest.mark.slow
+def test_inactivity_models_score_only_customers_with_recent_activity(company, tmp_path):
+    # An inactivity model learnt customers with an event in the lookback; a customer lapsed longer than that
+    # has already churned by this definition and must not be scored or listed.
+    import duckdb
+
+    from pipeline.scoring import run_scoring
+    from pipeline.train import run_training
+
+    label = LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
+    cfg = company.config_in(tmp_path, label=label)
+    run_training(cfg)
+    result = run_scoring(cfg)
+    as_of = result.as_of
+    recent = {
+        r[0]
+        for r in duckdb.sql(
+            f"SELECT DISTINCT customer_id FROM read_parquet('{company.data_dir / 'events.parquet'}') "
+            f"WHERE ts >= DATE '{as_of - dt.timedelta(days=29)}' AND ts < DATE '{as_of + dt.timedelta(days=1)}'"
+        ).fetchall()
+    }
+    active = _active_ids(cfg, as_of)
+    scored = set(result.scores["customer_id"])
+    assert scored == active & recent
+    assert active - recent, (
+        "the company must have active customers without recent events for this test to bite"
+    )
+    assert set(result.at_risk["customer_id"]) <= scored
