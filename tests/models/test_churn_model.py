@@ -43,13 +43,19 @@ def test_missing_feature_column_names_it(fitted):
         model.predict(None, split.test.drop(columns=["complaints_30d"]))
 
 
-def test_pyfunc_round_trip_gives_identical_predictions(fitted, mlflow_store):
+@pytest.fixture(scope="module")
+def loaded(fitted, mlflow_store):
+    """The fitted model logged to a real MLflow store and loaded back as a pyfunc."""
     model, split = fitted
     uri, exp = mlflow_store
     use_tracking(uri)
     with mlflow.start_run(experiment_id=exp):
         info = log_churn_model(model, split.test)
-    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    return mlflow.pyfunc.load_model(info.model_uri)
+
+
+def test_pyfunc_round_trip_gives_identical_predictions(fitted, loaded):
+    model, split = fitted
 
     # through the signature: categoricals as strings, with a never-seen category and a missing one
     frame = split.test.copy()
@@ -73,13 +79,8 @@ def test_pyfunc_round_trip_gives_identical_predictions(fitted, mlflow_store):
     )
 
 
-def test_signature_rejects_a_frame_without_a_feature(fitted, mlflow_store):
+def test_signature_rejects_a_frame_without_a_feature(fitted, loaded):
     model, split = fitted
-    uri, exp = mlflow_store
-    use_tracking(uri)
-    with mlflow.start_run(experiment_id=exp):
-        info = log_churn_model(model, split.test)
-    loaded = mlflow.pyfunc.load_model(info.model_uri)
     with pytest.raises(mlflow.exceptions.MlflowException, match="logins_30d"):
         loaded.predict(model.input_frame(split.test).drop(columns=["logins_30d"]))
     assert isinstance(pd.Series(loaded.predict(model.input_frame(split.test.head(3)))), pd.Series)
