@@ -204,9 +204,6 @@ def load_or_build_training_set(
     dates = snapshot_dates(source.data_end_date, cfg.label, cfg.snapshots)
     categorical = categorical_features(feature_table(source.tables, dates[-1], cfg.features))
     frames: list[pd.DataFrame] = []
-    if progress:
-        # DuckDB draws its own per-query bar on the terminal; one bar (ours, per snapshot) is enough
-        source.duckdb.execute("SET enable_progress_bar = false")
     with Progress(
         TextColumn("[bold]training set[/] {task.description}"),
         BarColumn(),
