@@ -114,7 +114,6 @@ def _base_type(duck_type: str) -> str:
 ALL_NULL = "NULL"  # raw type given to a column with no value at all: any contract type fits it
 
 _TARGET_TYPE: dict[Kind, str] = {
-    "id": "BIGINT",
     "date": "DATE",
     "timestamp": "TIMESTAMP",
     "string": "VARCHAR",
