@@ -54,6 +54,11 @@ def known_at(table: ir.Table, as_of: dt.date, ts_column: str = "ts") -> ir.Table
     return table.filter(table[ts_column] < ts_literal(cutoff(as_of)))
 
 
+def within_window(known: ir.Table, as_of: dt.date, days: int, ts_column: str = "ts") -> ir.Table:
+    """Rows of `known` (already known at `as_of`) inside the `days`-day window ending at `as_of`."""
+    return known.filter(in_window(known[ts_column], as_of, days))
+
+
 def known_by(ts: ir.TimestampValue, as_of: dt.date) -> ir.BooleanValue:
     """A (possibly null) timestamp that had happened by the end of `as_of`; null is never known."""
     return ts.notnull() & (ts < ts_literal(cutoff(as_of)))
@@ -91,8 +96,8 @@ def aggregate(known: ir.Table, *metrics: Metrics) -> ir.Table:
     return known.group_by("customer_id").aggregate(**merged)
 
 
-# Conditional aggregates are written as aggregates over CASE expressions (`count_where`, `sum_where`, ...)
-# rather than with ibis' `where=` (SQL `FILTER (WHERE ...)`). Both mean the same on every backend, but on
+# Conditional aggregates are written as COUNT_IF or aggregates over CASE expressions (`count_where`,
+# `sum_where`, ...) rather than with ibis' `where=` (SQL `FILTER (WHERE ...)`). Both mean the same on every backend, but on
 # DuckDB a FILTER clause costs a pass per aggregate over each batch, which made the 1M-customer build
 # about twice as slow when dozens of windowed aggregates read the same rows.
 
@@ -102,9 +107,18 @@ def when(cond: ir.BooleanValue, value: ir.Value) -> ir.Value:
     return ibis.ifelse(cond, value, ibis.null(value.type()))
 
 
+@ibis.udf.agg.builtin(name="count_if")
+def _count_if(cond: dt_.boolean) -> dt_.Decimal(38, 0):  # DuckDB (HUGEINT) and Spark 3.0+ (BIGINT) have it
+    """Number of rows where `cond` is true."""
+
+
 def count_where(cond: ir.BooleanValue) -> ir.IntegerValue:
-    """Number of rows where `cond` holds (0 when none)."""
-    return when(cond, ibis.literal(1, type="int8")).count()
+    """Number of rows where `cond` holds (0 when none; null conditions count as false).
+
+    COUNT_IF rather than COUNT(CASE ...): DuckDB evaluates it without materialising a CASE column per
+    aggregate, which made the 1M-customer activity pass ~25% faster (1.57 s -> 1.17 s).
+    """
+    return _count_if(cond).cast("int64")  # DuckDB's HUGEINT would reach Arrow as decimal128
 
 
 def sum_where(value: ir.NumericValue, cond: ir.BooleanValue) -> ir.NumericValue:
@@ -138,6 +152,19 @@ def slug(value: str) -> str:
     return "_".join(part for part in out.split("_") if part) or "blank"
 
 
+def history_and_window(known: ir.Table, recent: ir.Table, history: Metrics, window: Metrics) -> ir.Table:
+    """One family table from two passes: `history` metrics over every known row, `window` metrics over the
+    rows of the longest window only (`within_window`).
+
+    Splitting pays because a group-by costs per group and aggregate: the windowed aggregates (most of
+    a family) then keep state only for the customers active in the window (a quarter of those with
+    support contacts at 1M customers: support + complaints went from 0.8 s to 0.4 s). A customer with
+    known rows but none in the window gets null window columns; the feature table fills the catalog's
+    default (0 for counts).
+    """
+    return left_join_features(aggregate(known, history), [aggregate(recent, window)])
+
+
 def left_join_features(base: ir.Table, parts: list[ir.Table]) -> ir.Table:
     """`base` (keyed by customer_id) with every part's feature columns left-joined on customer_id."""
     out = base
@@ -150,7 +177,7 @@ def left_join_features(base: ir.Table, parts: list[ir.Table]) -> ir.Table:
 
 
 @ibis.udf.scalar.builtin(name="bit_count")
-def _bit_count(x: dt_.int64) -> dt_.int64:  # DuckDB and Spark both have BIT_COUNT(bigint)
+def _bit_count(x: dt_.int64) -> dt_.int8:  # DuckDB and Spark both have BIT_COUNT(bigint); DuckDB's is TINYINT
     """Number of set bits."""
 
 
@@ -185,7 +212,8 @@ def days_set(words: Sequence[ir.IntegerValue], days: int) -> ir.IntegerValue:
         bits = min(days - i * BITS_PER_WORD, BITS_PER_WORD)
         if bits <= 0:
             break
-        term = _bit_count(word & ibis.literal((1 << bits) - 1, type="int64"))
+        # widened before summing: two full words already overflow DuckDB's TINYINT (62 + 62 + 62 > 127)
+        term = _bit_count(word & ibis.literal((1 << bits) - 1, type="int64")).cast("int64")
         total = term if total is None else total + term
     assert total is not None, "days must be positive"
     return total

@@ -17,11 +17,13 @@ from features.base import (
     count_where,
     days_since,
     has_columns,
+    history_and_window,
     in_window,
     known_at,
     known_by,
     note_missing,
     when,
+    within_window,
 )
 from pipeline.config import FeatureConfig
 
@@ -44,10 +46,10 @@ def unresolved_complaint_metrics(known_contacts: ir.Table, as_of: dt.date) -> Me
     return {"unresolved_complaints": count_where(c.is_complaint & ~known_by(c.resolved_ts, as_of))}
 
 
-def complaint_metrics(known_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> Metrics:
-    """Every complaint feature the contact table's columns allow."""
+def complaint_history_metrics(known_contacts: ir.Table, as_of: dt.date) -> Metrics:
+    """The complaint features that look at the whole history (the optional `resolved_ts` allowing)."""
     c = known_contacts
-    metrics = {**complaint_count_metrics(c, as_of, cfg.windows), **last_complaint_metrics(c, as_of)}
+    metrics = dict(last_complaint_metrics(c, as_of))
     if has_columns(c, "resolved_ts"):
         metrics.update(unresolved_complaint_metrics(c, as_of))
     else:
@@ -55,7 +57,16 @@ def complaint_metrics(known_contacts: ir.Table, as_of: dt.date, cfg: FeatureConf
     return metrics
 
 
+def complaint_window_metrics(recent_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> Metrics:
+    """complaints_<w>d; `recent_contacts` may be every known contact or only those in the longest window."""
+    return complaint_count_metrics(recent_contacts, as_of, cfg.windows)
+
+
 def complaint_features(support_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
-    """Per customer with contacts by `as_of`: the complaints family."""
+    """Per customer with contacts by `as_of`: the complaints family (window counts null without recent
+    contacts; see `base.history_and_window`)."""
     known = known_at(support_contacts, as_of)
-    return aggregate(known, complaint_metrics(known, as_of, cfg))
+    recent = within_window(known, as_of, max(cfg.windows))
+    return history_and_window(
+        known, recent, complaint_history_metrics(known, as_of), complaint_window_metrics(recent, as_of, cfg)
+    )

@@ -27,6 +27,7 @@ from features.base import (
     cutoff,
     days_since,
     has_columns,
+    history_and_window,
     in_window,
     known_at,
     known_by,
@@ -34,6 +35,7 @@ from features.base import (
     slug,
     ts_literal,
     when,
+    within_window,
 )
 from pipeline.config import FeatureConfig
 
@@ -95,19 +97,27 @@ def csat_metrics(known_contacts: ir.Table, as_of: dt.date, windows: Sequence[int
     return metrics
 
 
-def support_metrics(known_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> Metrics:
-    """Every support feature the contact table's columns allow (absent optional columns are logged)."""
+def support_history_metrics(known_contacts: ir.Table, as_of: dt.date) -> Metrics:
+    """The support features that look at the whole history: days since the last contact, open contacts."""
     c = known_contacts
-    metrics: dict[str, ir.Value] = {
-        **contact_count_metrics(c, as_of, cfg.windows, cfg.support_channels),
-        **last_contact_metrics(c, as_of),
-    }
+    metrics = dict(last_contact_metrics(c, as_of))
+    if has_columns(c, "resolved_ts"):
+        metrics.update(open_contact_metrics(c, as_of))
+    return metrics
+
+
+def support_window_metrics(recent_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> Metrics:
+    """The windowed support features the contact table's columns allow (absent optional columns are logged).
+
+    `recent_contacts` may be every known contact or only those in the longest window (`within_window`).
+    """
+    c = recent_contacts
+    metrics = dict(contact_count_metrics(c, as_of, cfg.windows, cfg.support_channels))
     if has_columns(c, "response_minutes"):
         metrics.update(response_time_metrics(c, as_of, cfg.windows))
     else:
         note_missing("support_contacts.response_minutes", "the response-time features")
     if has_columns(c, "resolved_ts"):
-        metrics.update(open_contact_metrics(c, as_of))
         if has_columns(c, "csat"):
             metrics.update(csat_metrics(c, as_of, cfg.windows))
         else:
@@ -121,6 +131,10 @@ def support_metrics(known_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig
 
 
 def support_features(support_contacts: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
-    """Per customer with contacts by `as_of`: the support family."""
+    """Per customer with contacts by `as_of`: the support family (window columns null without recent
+    contacts; see `base.history_and_window`)."""
     known = known_at(support_contacts, as_of)
-    return aggregate(known, support_metrics(known, as_of, cfg))
+    recent = within_window(known, as_of, max(cfg.windows))
+    return history_and_window(
+        known, recent, support_history_metrics(known, as_of), support_window_metrics(recent, as_of, cfg)
+    )

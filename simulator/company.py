@@ -821,9 +821,11 @@ def _truth_customers_table(ids: np.ndarray, st: _Statics, run: _Run, tl: _Timeli
 # ------------------------------------------------------------------------------------------- writing
 
 # Fixed writer options: same data, same bytes. No Arrow schema blob, so strings read back as plain strings.
+# Snappy (the Parquet default of Spark and pyarrow) rather than ZSTD: files are ~25% larger, but every
+# feature build decodes the whole event history (recency needs it) and the 1M-customer build measured
+# ~12% faster on Snappy files; pandas' reading time did not change.
 _PARQUET_OPTIONS = {
-    "compression": "zstd",
-    "compression_level": 3,
+    "compression": "snappy",
     "use_dictionary": True,
     "write_statistics": True,
     "store_schema": False,

@@ -105,3 +105,16 @@ def test_active_days_across_bit_mask_words() -> None:
         6,
     )
     assert r["events_130d"] == 7
+
+
+def test_active_days_of_a_long_window_with_every_day_active() -> None:
+    """A customer active on each of 200 days counts 200 (per-word counts are widened before summing)."""
+    import datetime as dt
+
+    events = frame(
+        "customer_id ts event_type",
+        [(1, f"{AS_OF - dt.timedelta(days=a)} 12:00", "login") for a in range(200)],
+    )
+    cfg = FeatureConfig(windows=(180, 200))
+    r = rows_by_customer(activity.activity_features(source(events=events).tables.events, AS_OF, cfg))[1]
+    assert (r["active_days_180d"], r["active_days_200d"]) == (180, 200)

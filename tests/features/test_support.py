@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from features import support
+from features import build, support
 from pipeline.config import FeatureConfig
 from tests.features.synthetic import AS_OF, frame, rows_by_customer, source
 
@@ -43,7 +43,11 @@ def test_contacts_per_window_and_channel(rows: dict) -> None:
     assert (r["contacts_chat_7d"], r["contacts_chat_30d"], r["contacts_chat_90d"]) == (1, 1, 2)
     assert (r["contacts_email_7d"], r["contacts_email_30d"], r["contacts_email_90d"]) == (1, 1, 1)
     assert (r["contacts_phone_7d"], r["contacts_phone_30d"], r["contacts_phone_90d"]) == (0, 1, 1)
-    assert (rows[2]["contacts_90d"], rows[2]["contacts_email_90d"]) == (0, 0)
+    # customer 2's only contact is older than every window: no window row here, 0 in the feature table
+    assert (rows[2]["contacts_90d"], rows[2]["contacts_email_90d"]) == (None, None)
+    table = rows_by_customer(build.feature_table(source(support_contacts=CONTACTS).tables, AS_OF, CFG))
+    assert (table[2]["contacts_90d"], table[2]["contacts_email_90d"], table[2]["open_contacts"]) == (0, 0, 0)
+    assert table[2]["days_since_last_contact"] == 150 and table[3]["days_since_last_contact"] is None
 
 
 def test_days_since_last_contact(rows: dict) -> None:
