@@ -19,7 +19,14 @@ import ibis
 import ibis.expr.types as ir
 
 from features import activity, attributes, complaints, payments, recency, support, surveys
-from features.base import active_customers, aggregate, known_at, left_join_features, note_missing, within_window
+from features.base import (
+    active_customers,
+    aggregate,
+    known_at,
+    left_join_features,
+    note_missing,
+    within_window,
+)
 from features.catalog import default_value
 from features.inputs import SourceTables
 from pipeline.config import FeatureConfig

@@ -13,7 +13,6 @@ import ibis.expr.types as ir
 
 from features.base import (
     Metrics,
-    aggregate,
     count_where,
     days_since,
     has_columns,

@@ -22,7 +22,6 @@ import ibis.expr.types as ir
 
 from features.base import (
     Metrics,
-    aggregate,
     count_where,
     cutoff,
     days_since,
