@@ -85,11 +85,13 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """Same as `predict(None, frame)`."""
         return self.predict(None, frame)
 
-    def contributions(self, frame: pd.DataFrame, include_bias: bool = False) -> pd.DataFrame:
-        """Per-feature contributions in raw log-odds (LightGBM pred_contrib), one column per feature, same
-        index as `frame`; `include_bias` adds the expected log-odds as column `_bias`."""
+    def contributions(
+        self, frame: pd.DataFrame, include_bias: bool = False, method: explain.Attribution = "treeshap"
+    ) -> pd.DataFrame:
+        """Per-feature contributions in raw log-odds (`explain.contributions`: TreeSHAP or path), one column
+        per feature, same index as `frame`; `include_bias` adds the bias as column `_bias`."""
         return explain.contributions(
-            self.booster, self.matrix(frame), include_bias=include_bias, index=frame.index
+            self.booster, self.matrix(frame), include_bias=include_bias, index=frame.index, method=method
         )
 
     # -- MLflow contract -------------------------------------------------------------------------------------

@@ -211,6 +211,11 @@ class ScoringConfig(_Section):
         description="Customer attribute giving monthly value (e.g. monthly_fee); default customer_value.",
     )
     value_months: float = Field(12.0, gt=0, description="Months of value at risk when value_column is used.")
+    attribution: Literal["path", "treeshap"] = Field(
+        "path",
+        description="Contributions behind the reasons: 'path' (fast, the customer's own tree paths) or "
+        "'treeshap' (exact Shapley values, ~15x slower).",
+    )
     drift: DriftConfig = DriftConfig()
     actions: dict[str, str] = Field(
         default_factory=lambda: {

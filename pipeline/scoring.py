@@ -333,7 +333,7 @@ def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: S
     with steps.step("reasons"):
         # scores' index is the feature-frame row of each customer: the listed customers' rows, in list order.
         listed = features.iloc[top.index.to_numpy()].reset_index(drop=True)
-        contrib = model.contributions(listed)
+        contrib = model.contributions(listed, method=sc.attribution)
         reasons = explain(contrib, listed, sc)
         value, value_origin = customer_value(customers, top["customer_id"], cfg)
         at_risk = pd.DataFrame(

@@ -227,7 +227,8 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
 
     # Reasons quote each customer's own feature values: recompute the first reason independently.
     features = compute_features(cfg, as_of).set_index("customer_id").loc[at_risk["customer_id"].iloc[:25]]
-    contrib = model.contributions(features)
+    assert cfg.scoring.attribution == "path"  # the default
+    contrib = model.contributions(features, method="path")
     for cid in features.index:
         c = contrib.loc[cid]
         top = c.idxmax()
@@ -241,6 +242,33 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
     assert {"validation", "staleness", "drift", "outputs"} <= set(manifest["checks"])
     assert set(manifest["checks"]["drift"]["psi"]) == set(model.feature_names)
     assert {p.name for p in result.out_dir.iterdir()} == RUN_FILES
+
+
+@pytest.mark.slow
+def test_treeshap_attribution_gives_treeshap_reasons(trained, tmp_path):
+    from features.catalog import describe
+    from models.registry import load_model
+    from pipeline.scoring import run_scoring
+    from pipeline.training_set import compute_features
+
+    cfg, _ = trained
+    cfg = cfg.model_copy(
+        update={
+            "workdir": tmp_path / "work",
+            "tracking": cfg.tracking.model_copy(update={"uri": cfg.tracking_uri}),
+            "scoring": cfg.scoring.model_copy(update={"attribution": "treeshap"}),
+        }
+    )
+    at_risk = run_scoring(cfg).at_risk.set_index("customer_id")
+    model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
+    features = compute_features(cfg).set_index("customer_id").loc[at_risk.index[:25]]
+    shap = model.contributions(features, method="treeshap")
+    path = model.contributions(features, method="path")
+    for cid in features.index:
+        top = shap.loc[cid].idxmax()
+        expected = describe(top, features.loc[cid, top]) if shap.loc[cid, top] > 0 else None
+        assert at_risk.loc[cid, "reason_1"] == expected
+    assert not np.allclose(shap.to_numpy(), path.to_numpy())  # the two methods really differ here
 
 
 @pytest.mark.slow
