@@ -291,13 +291,21 @@ def _rule_checks(
     return checks
 
 
+def _count_where(column: str, cond: str) -> str:
+    """An aggregate counting the rows where `cond` holds. A null count is written COUNT(*) - COUNT(column): DuckDB
+    answers that from Parquet (or its own) column statistics without reading the column, a FILTER always scans."""
+    if cond == f"{q(column)} IS NULL":
+        return f"COUNT(*) - COUNT({q(column)})"
+    return f"COUNT(*) FILTER (WHERE {cond})"
+
+
 def check_table(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, view: str, raw_schema: dict[str, str], id_type: str
 ) -> tuple[list[str], TableReport]:
     """Run every row-level rule of one table in a single scan; return problems and a summary."""
     checks = _rule_checks(spec, raw_schema, id_type)
     ts_col = next((c for c in ("ts", "signup_date") if c in raw_schema), None)
-    aggs = ["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {cond})" for *_, cond in checks]
+    aggs = ["COUNT(*)"] + [_count_where(column, cond) for column, *_, cond in checks]
     if ts_col:
         norm_ts = normalised_expr(spec.column(ts_col), raw_schema[ts_col], id_type)
         aggs += [
@@ -335,8 +343,23 @@ def empty_problem(spec: TableSpec) -> str:
     return f"{spec.name}: table is empty; {fix}"
 
 
-def orphan_problem(con: duckdb.DuckDBPyConnection, table: str, view: str, customers_view: str) -> str | None:
+# From this many rows per customer on, finding the child's distinct ids first is cheaper than probing every row
+# against customers (events at ~67 rows per customer: 0.37 s instead of 0.72 s; payments at ~14: 0.35 s vs 0.30 s).
+DISTINCT_FIRST_ROWS_PER_CUSTOMER = 20
+
+
+def orphan_problem(
+    con: duckdb.DuckDBPyConnection, table: str, view: str, customers_view: str, rows_per_customer: float = 0.0
+) -> str | None:
     """Rows of a child table whose customer_id is not in customers."""
+    if rows_per_customer >= DISTINCT_FIRST_ROWS_PER_CUSTOMER:
+        # Exact: no orphan id means no orphan row; counting the rows is left to the rare failing case below.
+        any_orphan = con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT customer_id FROM {view} WHERE customer_id IS NOT NULL) "
+            f"ANTI JOIN {customers_view} USING (customer_id))"
+        ).fetchone()[0]
+        if not any_orphan:
+            return None
     n, examples = con.execute(
         f"SELECT COUNT(*), LIST(DISTINCT customer_id)[1:3] FROM "
         f"(SELECT customer_id FROM {view} ANTI JOIN {customers_view} USING (customer_id) "

@@ -250,9 +250,11 @@ def _normalise(con: Any, raw: dict[str, str], path: Path | None, fingerprint: st
             problems, table_report = check_table(duck, TABLES[name], view, schemas[name], id_type)
             report.problems += problems
             report.tables[name] = table_report
+        customers = max(report.tables["customers"].rows, 1)
         for name in raw:
             if name != "customers":
-                problem = orphan_problem(duck, name, q(name), q("customers"))
+                per_customer = report.tables[name].rows / customers
+                problem = orphan_problem(duck, name, q(name), q("customers"), per_customer)
                 if problem:
                     report.problems.append(problem)
         report.raise_if_failed()

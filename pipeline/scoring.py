@@ -416,7 +416,9 @@ def _customer_table(source, value_column: str | None) -> pd.DataFrame:
                 "(or set value_column: null to use evaluation.customer_value)"
             )
         cols.append(value_column)
-    frame = customers.select(*cols).to_pandas()
+    # via Arrow with dates as datetime64: ibis' own to_pandas builds a Python date per cell of a column with
+    # nulls (churn_date), 1 s for 1.8M customers
+    frame = customers.select(*cols).to_pyarrow().to_pandas(date_as_object=False)
     for c in ("signup_date", "churn_date"):
         frame[c] = pd.to_datetime(frame[c])
     return frame

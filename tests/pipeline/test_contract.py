@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from pipeline.contract import DISTINCT_FIRST_ROWS_PER_CUSTOMER
 from pipeline.errors import DataValidationError
 from pipeline.io import source_from_frames
 
@@ -181,6 +182,24 @@ def test_boolean_is_complaint():
 def test_orphan_customer_ids():
     msg = only_problem(events=events(customer_id=[1, 99, 98]))
     assert "events.customer_id: 2 rows refer to customers not in customers" in msg
+
+
+def test_orphan_customer_ids_of_a_table_with_many_rows_per_customer():
+    # Enough rows per customer for the distinct-ids pre-check: same verdict, same message.
+    def busy(ids: list) -> pd.DataFrame:
+        n = len(ids)
+        return events(
+            customer_id=ids,
+            ts=pd.to_datetime(["2024-04-01"] * n),
+            event_type=["login"] * n,
+            amount=[None] * n,
+        )
+
+    known = [1, 2, 3] * DISTINCT_FIRST_ROWS_PER_CUSTOMER
+    msg = only_problem(events=busy(known + [99, 99, 98]))
+    assert "events.customer_id: 3 rows refer to customers not in customers (e.g. " in msg
+    assert "99" in msg and "98" in msg
+    assert source_from_frames({"customers": customers(), "events": busy(known)}).report.problems == []
 
 
 def test_empty_table():
