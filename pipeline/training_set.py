@@ -119,10 +119,17 @@ def _as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def in_customer_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` sorted by customer_id. The engine's row order changes between runs (parallel hash joins), and
+    LightGBM's bagging samples rows by position: without this, the same data trained different models."""
+    return frame.sort_values("customer_id", kind="stable", ignore_index=True)
+
+
 def compute_features(cfg: Config, as_of: dt.date | None = None, source: Source | None = None) -> pd.DataFrame:
     """Feature frame of every customer active at `as_of` (default: the last date in the data).
 
-    Columns: customer_id, then the features; categorical features have pandas `category` dtype.
+    Columns: customer_id, then the features; categorical features have pandas `category` dtype. Rows come
+    in the engine's order, which varies between runs: sort (`in_customer_order`) where order matters.
     """
     source = source if source is not None else open_source(cfg.data.source)
     as_of = _resolve_as_of(source, as_of)
@@ -141,7 +148,7 @@ def write_feature_table(
     """Compute the feature table as of a date and write it to `<workdir>/features/as_of=YYYY-MM-DD.parquet`."""
     source = source if source is not None else open_source(cfg.data.source)
     as_of = _resolve_as_of(source, as_of)
-    frame = compute_features(cfg, as_of, source)
+    frame = in_customer_order(compute_features(cfg, as_of, source))
     path = feature_table_path(cfg, as_of)
     atomic_write_parquet(frame, path)
     categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
@@ -184,7 +191,7 @@ def _snapshot_frame(source: Source, cfg: Config, as_of: dt.date) -> pd.DataFrame
     features = feature_table(source.tables, as_of, cfg.features)
     labels = churn_labels(source.tables, as_of, cfg.label)
     expr = features.inner_join(labels, "customer_id")
-    frame = _execute_checked(expr, as_of, "training snapshot")
+    frame = in_customer_order(_execute_checked(expr, as_of, "training snapshot"))
     frame.insert(1, "snapshot_date", pd.Timestamp(as_of))
     return frame
 

@@ -128,6 +128,7 @@ def test_write_feature_table(data_dir: Path, tmp_path: Path) -> None:
     )
     back = pd.read_parquet(result.path)
     pd.testing.assert_frame_equal(back, result.frame)
+    assert back["customer_id"].is_monotonic_increasing
     assert result.categorical_features == ["plan", "loyalty_member"]
     assert not [p for p in result.path.parent.iterdir() if p.name.startswith(".")]  # no temp files left
 
@@ -313,3 +314,6 @@ def test_training_set_of_the_simulated_company(company, tmp_path: Path) -> None:
     assert all(0 < r < 0.5 for r in rates)
     assert "events_login_30d" in ts.frame.columns and "days_since_last_purchase" in ts.frame.columns
     assert not ts.frame.duplicated(["customer_id", "snapshot_date"]).any()
+    # rows in a fixed order (snapshot, then customer): the engine's order varies and bagging is by position
+    order = ts.frame[["snapshot_date", "customer_id"]]
+    assert order.equals(order.sort_values(["snapshot_date", "customer_id"], ignore_index=True))
