@@ -1,7 +1,7 @@
 """Plain-words reasons and a suggested retention action per customer, from per-feature contributions.
 
-A contribution is the feature's share of the customer's log-odds (LightGBM pred_contrib): positive pushes the
-churn risk up. The reasons of a customer are the features with the largest positive contributions, described
+A contribution is the feature's share of the customer's log-odds (`models.explain`: path or TreeSHAP): positive
+pushes the churn risk up. The reasons of a customer are the features with the largest positive contributions, described
 with the customer's own value of that feature (`features.catalog.describe`); the action follows the family of
 the dominant (largest) reason through `ScoringConfig.actions`.
 """
