@@ -26,12 +26,12 @@ from features.base import (
     days_set,
     days_since,
     has_columns,
-    in_window,
     known_at,
     note_missing,
     rate_ratio,
     slug,
     sum_where,
+    within_window,
 )
 from pipeline.config import FeatureConfig
 
@@ -49,8 +49,7 @@ def activity_span_days(cfg: FeatureConfig) -> int:
 
 def recent_events(events: ir.Table, as_of: dt.date, span_days: int) -> ir.Table:
     """Events of the `span_days` days ending at `as_of`, with `age` = whole days before as_of (0..span-1)."""
-    known = known_at(events, as_of)
-    recent = known.filter(in_window(known.ts, as_of, span_days))
+    recent = within_window(known_at(events, as_of), as_of, span_days)
     return recent.mutate(age=days_since(as_of, recent.ts))
 
 
