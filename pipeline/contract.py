@@ -228,18 +228,40 @@ def _examples(con: duckdb.DuckDBPyConnection, view: str, column: str, where: str
     return fmt_values([r[0] for r in rows])
 
 
-def _rule_checks(
-    spec: TableSpec, raw_schema: dict[str, str], id_type: str
-) -> list[tuple[str, str, str, str]]:
-    """(column, rule description, fix, SQL condition on the raw view that marks a bad row)."""
+@dataclass(frozen=True)
+class _Check:
+    """One row-level rule: the column, the rule in words, the fix, the SQL condition that marks a bad row, and
+    optionally a cheaper aggregate counting those rows than `COUNT(*) FILTER (WHERE where)`."""
+
+    column: str
+    rule: str
+    fix: str
+    where: str
+    count: str | None = None
+
+    @property
+    def count_sql(self) -> str:
+        return self.count or f"COUNT(*) FILTER (WHERE {self.where})"
+
+
+def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> list[_Check]:
+    """Every row-level rule that applies to the table's present columns."""
     checks = []
     present = [c for c in spec.columns if c.name in raw_schema]
     for col in present:
         raw = q(col.name)
         norm = normalised_expr(col, raw_schema[col.name], id_type)
         if not col.nullable:
+            # COUNT(*) - COUNT(col): DuckDB answers it from Parquet (or its own) column statistics without
+            # reading the column; a FILTER always scans
             checks.append(
-                (col.name, "is null", f"fill every {col.name} or drop those rows", f"{raw} IS NULL")
+                _Check(
+                    col.name,
+                    "is null",
+                    f"fill every {col.name} or drop those rows",
+                    f"{raw} IS NULL",
+                    f"COUNT(*) - COUNT({raw})",
+                )
             )
         if col.kind in {"date", "timestamp", "float", "int", "bool"} and norm != raw:  # a cast can fail
             rule = {
@@ -250,7 +272,7 @@ def _rule_checks(
                 "bool": "is not a boolean",
             }[col.kind]
             checks.append(
-                (
+                _Check(
                     col.name,
                     rule,
                     f"write it as {_ACCEPTED[col.kind]}",
@@ -266,7 +288,7 @@ def _rule_checks(
             if col.max is not None:
                 bounds.append(f"{norm} > {col.max}")
             checks.append(
-                (
+                _Check(
                     col.name,
                     f"is outside [{lo}, {hi}]",
                     "correct or null the out-of-range values",
@@ -276,7 +298,7 @@ def _rule_checks(
         if col.allowed is not None:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
             checks.append(
-                (
+                _Check(
                     col.name,
                     f"is not one of {allowed}",
                     f"map the values to {allowed}",
@@ -287,16 +309,10 @@ def _rule_checks(
         if later in raw_schema and earlier in raw_schema:
             nl = normalised_expr(spec.column(later), raw_schema[later], id_type)
             ne = normalised_expr(spec.column(earlier), raw_schema[earlier], id_type)
-            checks.append((later, f"is before {earlier}", f"fix the {later} of those rows", f"{nl} < {ne}"))
+            checks.append(
+                _Check(later, f"is before {earlier}", f"fix the {later} of those rows", f"{nl} < {ne}")
+            )
     return checks
-
-
-def _count_where(column: str, cond: str) -> str:
-    """An aggregate counting the rows where `cond` holds. A null count is written COUNT(*) - COUNT(column): DuckDB
-    answers that from Parquet (or its own) column statistics without reading the column, a FILTER always scans."""
-    if cond == f"{q(column)} IS NULL":
-        return f"COUNT(*) - COUNT({q(column)})"
-    return f"COUNT(*) FILTER (WHERE {cond})"
 
 
 def check_table(
@@ -305,7 +321,7 @@ def check_table(
     """Run every row-level rule of one table in a single scan; return problems and a summary."""
     checks = _rule_checks(spec, raw_schema, id_type)
     ts_col = next((c for c in ("ts", "signup_date") if c in raw_schema), None)
-    aggs = ["COUNT(*)"] + [_count_where(column, cond) for column, *_, cond in checks]
+    aggs = ["COUNT(*)"] + [c.count_sql for c in checks]
     if ts_col:
         norm_ts = normalised_expr(spec.column(ts_col), raw_schema[ts_col], id_type)
         aggs += [
@@ -319,10 +335,12 @@ def check_table(
     if ts_col:
         report.first, report.last = row[-2], row[-1]
     problems = []
-    for (column, rule, fix, cond), count in zip(checks, counts, strict=True):
+    for c, count in zip(checks, counts, strict=True):
         if count:
-            ex = _examples(con, view, column, cond)
-            problems.append(f"{spec.name}.{column}: {count:,} of {n_rows:,} rows {rule} (e.g. {ex}); {fix}")
+            ex = _examples(con, view, c.column, c.where)
+            problems.append(
+                f"{spec.name}.{c.column}: {count:,} of {n_rows:,} rows {c.rule} (e.g. {ex}); {c.fix}"
+            )
     if spec.name == "customers" and "customer_id" in raw_schema:
         norm_id = normalised_expr(_ID, raw_schema["customer_id"], id_type)
         dup = con.execute(
