@@ -4,15 +4,15 @@ Two attributions, both in log-odds of the raw (uncalibrated) booster and both ad
 contributions plus the bias column sum exactly to the raw score.
 
 - `treeshap`: LightGBM's own TreeSHAP (`pred_contrib`), exact Shapley values of the path-dependent
-  tree model. Its cost grows with trees x leaves x depth^2 per row: ~0.4 ms per customer for a 250-tree,
-  depth-6 model on this 2-core machine, 8 s for a 20k-customer at-risk list.
+  tree model. Its cost grows with trees x leaves x depth^2 per row: ~0.3-0.4 ms per customer for a
+  185-250-tree, depth-6 model on this 2-core machine, 6-8 s for a 20k-customer at-risk list.
 - `path` (Saabas, as in `treeinterpreter`): follow the customer's own path down each tree and credit every
   change of expected value (the training-count-weighted mean of the leaves below a node) to the feature
   split on; the bias is the sum of the roots' expected values, as in TreeSHAP. One leaf
-  lookup per tree (`pred_leaf`) and a sparse product: ~0.5 s for the same 20k customers. It is not a
+  lookup per tree (`pred_leaf`) and a sparse product: 0.2-0.5 s for the same 20k customers. It is not a
   Shapley value (it leans to features split near the leaves), but it is exactly what the trees did with
   this customer's values. On the 1M-customer benchmark's 20k listed customers, the dominant reason
-  (concept) agreed with TreeSHAP's for 71%, TreeSHAP's dominant reason was among the path top 3 for 98%.
+  (concept) agreed with TreeSHAP's for 80%, TreeSHAP's dominant reason was among the path top 3 for 99.6%.
 
 Training reports (MLflow plots, global importance) use TreeSHAP; the nightly reasons use
 `scoring.attribution` (default `path`, see the README).

@@ -261,14 +261,16 @@ def test_treeshap_attribution_gives_treeshap_reasons(trained, tmp_path):
     )
     at_risk = run_scoring(cfg).at_risk.set_index("customer_id")
     model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
-    features = compute_features(cfg).set_index("customer_id").loc[at_risk.index[:25]]
+    features = compute_features(cfg).set_index("customer_id").loc[at_risk.index]
     shap = model.contributions(features, method="treeshap")
     path = model.contributions(features, method="path")
-    for cid in features.index:
+    # the check below can only catch a run that ignored the setting where the two methods rank differently
+    differ = shap.idxmax(axis=1) != path.idxmax(axis=1)
+    assert differ.any()
+    for cid in [*features.index[differ][:10], *features.index[:10]]:
         top = shap.loc[cid].idxmax()
         expected = describe(top, features.loc[cid, top]) if shap.loc[cid, top] > 0 else None
         assert at_risk.loc[cid, "reason_1"] == expected
-    assert not np.allclose(shap.to_numpy(), path.to_numpy())  # the two methods really differ here
 
 
 @pytest.mark.slow
