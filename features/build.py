@@ -22,6 +22,7 @@ from features import activity, attributes, complaints, payments, recency, suppor
 from features.base import (
     active_customers,
     aggregate,
+    history_and_window,
     known_at,
     left_join_features,
     note_missing,
@@ -73,19 +74,17 @@ def family_tables(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> l
     if tables.support_contacts is not None:
         known = known_at(tables.support_contacts, as_of)
         recent = within_window(known, as_of, max(cfg.windows))
-        parts.append(
-            aggregate(
-                known,
+        parts += history_and_window(
+            known,
+            recent,
+            [
                 support.support_history_metrics(known, as_of),
                 complaints.complaint_history_metrics(known, as_of),
-            )
-        )
-        parts.append(
-            aggregate(
-                recent,
+            ],
+            [
                 support.support_window_metrics(recent, as_of, cfg),
                 complaints.complaint_window_metrics(recent, as_of, cfg),
-            )
+            ],
         )
     else:
         note_missing("support_contacts table", "the support and complaints families")

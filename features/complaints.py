@@ -20,6 +20,7 @@ from features.base import (
     in_window,
     known_at,
     known_by,
+    left_join_features,
     note_missing,
     when,
     within_window,
@@ -66,6 +67,10 @@ def complaint_features(support_contacts: ir.Table, as_of: dt.date, cfg: FeatureC
     contacts; see `base.history_and_window`)."""
     known = known_at(support_contacts, as_of)
     recent = within_window(known, as_of, max(cfg.windows))
-    return history_and_window(
-        known, recent, complaint_history_metrics(known, as_of), complaint_window_metrics(recent, as_of, cfg)
+    history, window = history_and_window(
+        known,
+        recent,
+        [complaint_history_metrics(known, as_of)],
+        [complaint_window_metrics(recent, as_of, cfg)],
     )
+    return left_join_features(history, [window])

@@ -30,6 +30,7 @@ from features.base import (
     in_window,
     known_at,
     known_by,
+    left_join_features,
     note_missing,
     slug,
     ts_literal,
@@ -134,6 +135,7 @@ def support_features(support_contacts: ir.Table, as_of: dt.date, cfg: FeatureCon
     contacts; see `base.history_and_window`)."""
     known = known_at(support_contacts, as_of)
     recent = within_window(known, as_of, max(cfg.windows))
-    return history_and_window(
-        known, recent, support_history_metrics(known, as_of), support_window_metrics(recent, as_of, cfg)
+    history, window = history_and_window(
+        known, recent, [support_history_metrics(known, as_of)], [support_window_metrics(recent, as_of, cfg)]
     )
+    return left_join_features(history, [window])
