@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import typer
 from rich.table import Table
 
@@ -31,9 +33,7 @@ def features(
         when = parse_as_of(as_of)
         result = write_feature_table(cfg, when)
         names = [c for c in result.frame.columns if c != "customer_id"]
-        per_family: dict[str, int] = {}
-        for name in names:
-            per_family[family(name)] = per_family.get(family(name), 0) + 1
+        per_family = Counter(family(name) for name in names)  # first-seen order, as the columns come
         table = Table(title=f"features as of {result.as_of}", title_justify="left")
         table.add_column("family")
         table.add_column("features", justify="right")

@@ -1,9 +1,14 @@
-"""`churn --help` and `churn validate` through the real CLI app."""
+"""`churn --help`, `churn validate` and `churn features` through the real CLI app."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
+import pandas as pd
 from typer.testing import CliRunner
 
+from features.catalog import family
 from pipeline.cli import app
 from tests.pipeline.test_contract import customers, events
 
@@ -49,3 +54,14 @@ def test_unknown_config_key_exits_2(tmp_path):
     result = runner.invoke(app, ["validate", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "unknown key 'data.sauce'" in result.output
+
+
+def test_features_writes_the_table_and_counts_features_per_family(company, tmp_path):
+    result = runner.invoke(app, ["features", "--data", str(company.data_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    written = list((tmp_path / "features").glob("as_of=*.parquet"))
+    assert len(written) == 1
+    names = [c for c in pd.read_parquet(written[0]).columns if c != "customer_id"]
+    shown = {m[1]: int(m[2]) for m in re.finditer(r"│ (\w+) +│ +(\d+) │", result.output)}
+    assert shown.pop("total") == len(names)
+    assert shown == dict(Counter(family(n) for n in names))
