@@ -10,7 +10,6 @@ them; timings live in the manifest only).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 import shutil
@@ -90,9 +89,8 @@ class ScoringResult:
 
 def newest_activity(source, as_of: dt.date) -> tuple[dt.date | None, str | None]:
     """Date of the newest activity known at `as_of` (events, else the other activity tables) and its table."""
-    import ibis
+    from features.base import known_at
 
-    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     tables = source.tables
     names = (
         ["events"]
@@ -102,7 +100,7 @@ def newest_activity(source, as_of: dt.date) -> tuple[dt.date | None, str | None]
     best: tuple[dt.date | None, str | None] = (None, None)
     for name in names:
         t = getattr(tables, name)
-        value = t.filter(t.ts < ibis.literal(cutoff)).ts.max().execute()
+        value = known_at(t, as_of).ts.max().execute()
         if value is not None and not pd.isna(value):
             day = pd.Timestamp(value).date()
             if best[0] is None or day > best[0]:
@@ -433,25 +431,17 @@ def _population_stability(model, features: pd.DataFrame) -> pd.Series:
     return population_stability(model.reference, features)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _publish(final: Path, scores: pd.DataFrame, at_risk: pd.DataFrame, manifest: dict, steps: Steps) -> dict:
     """Write the three outputs into a temp dir that replaces `final` whole; return the files' SHA-256."""
-    from pipeline.io import atomic_directory, atomic_write_json, atomic_write_parquet
+    from pipeline.io import atomic_directory, atomic_write_json, atomic_write_parquet, file_sha256
 
     with atomic_directory(final) as tmp:
         files = {}
         for name, frame in ((SCORES_FILE, scores), (AT_RISK_FILE, at_risk)):
             atomic_write_parquet(frame.reset_index(drop=True), tmp / name)
-            files[name] = _sha256(tmp / name)
+            files[name] = file_sha256(tmp / name)
         old_at_risk = final / AT_RISK_FILE
-        if old_at_risk.is_file() and _sha256(old_at_risk) == files[AT_RISK_FILE]:
+        if old_at_risk.is_file() and file_sha256(old_at_risk) == files[AT_RISK_FILE]:
             # Same list as before: its export ledgers still describe it, keep them so re-exports skip delivered rows.
             for name in _CARRIED_OVER:
                 if (final / name).is_file():

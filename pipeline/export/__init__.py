@@ -7,7 +7,6 @@ export never recomputes anything, so what the CRM gets is exactly the list the s
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +71,9 @@ def run_export(cfg: Config, as_of: dt.date | None, target: str, *, progress: boo
 
     if target == "webhook":
         from pipeline.export.webhook import LEDGER_NAME, deliver
+        from pipeline.io import file_sha256
 
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = file_sha256(path)
         report = deliver(
             at_risk, as_of, cfg.export.webhook, path.parent / LEDGER_NAME, sha, progress=progress
         )
