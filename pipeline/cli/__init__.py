@@ -21,9 +21,29 @@ app = typer.Typer(
 )
 
 
+def package_version() -> str:
+    """The installed churn-pipeline version (from the package metadata, i.e. pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("churn-pipeline")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"churn-pipeline {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
     _common.setup_logging(verbose)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -53,9 +54,57 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise ConfigError(f"--as-of {value!r} is not a date: use YYYY-MM-DD, e.g. 2025-06-30") from e
 
 
-def load(config: Path | None, data: Path | None = None, out: Path | None = None) -> Config:
-    """Load the config and apply the common overrides."""
-    return load_config(config).with_overrides(data=data, out=out)
+def load(
+    config: Path | None, data: Path | None = None, out: Path | None = None, *, writes_workdir: bool = True
+) -> Config:
+    """Load the config and apply the common overrides; a command that writes into the working directory
+    (every command taking `--out`) has it checked first, so a bad one fails before any work."""
+    cfg = load_config(config).with_overrides(data=data, out=out)
+    if writes_workdir:
+        check_output_dir(cfg.workdir, "--out" if out is not None else "workdir")
+    return cfg
+
+
+def check_output_dir(path: Path, origin: str) -> None:
+    """Raise ConfigError unless `path` is a directory we can write in, or one we can create.
+
+    The check writes (and removes) a probe file in the nearest existing directory, so a read-only file
+    system or missing permissions are caught as they are, for root too.
+    """
+    path = Path(path)
+    fix = f"pass {origin} a directory you can write to (it is created if missing)"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{origin} {path} is a file, not a directory: {fix}, or move the file away")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{origin} {path} cannot be created: {existing} is a file, not a directory; {fix}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".churn-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        where = "" if existing == path else f" (its nearest existing parent {existing})"
+        raise ConfigError(f"{origin} {path} is not writable{where}: {e.strerror or e}; {fix}") from e
+
+
+def print_after_publish(what: str, printer: Callable[..., None], *args: object) -> None:
+    """Print a summary of outputs already published: a failure here is a warning, never a failed run.
+
+    A scheduler reads the exit code: once the outputs are out, exit 1 would report a failure that did
+    not happen (and invite a rerun that publishes them again).
+    """
+    try:
+        printer(*args)
+    except Exception as e:  # any display failure: the outputs are already published
+        logging.getLogger("pipeline.cli").warning(
+            "%s are published, but printing their summary failed (%s: %s); the run succeeded",
+            what,
+            type(e).__name__,
+            e,
+            exc_info=logging.getLogger().isEnabledFor(logging.DEBUG),
+        )
 
 
 @contextmanager

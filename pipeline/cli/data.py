@@ -15,7 +15,7 @@ app = typer.Typer()
 def validate(config: ConfigOpt = None, data: DataOpt = None) -> None:
     """Check a data source against the input data contract and print a summary (row counts, date ranges)."""
     with reported_errors():
-        cfg = load(config, data)
+        cfg = load(config, data, writes_workdir=False)
         source = open_source(cfg.data.source)
         table = Table(title=f"data source {cfg.data.source}: valid", title_justify="left")
         for col in ("table", "rows", "first", "last", "columns"):

@@ -16,6 +16,7 @@ from pipeline.cli._common import (
     console,
     load,
     parse_as_of,
+    print_after_publish,
     reported_errors,
 )
 from pipeline.training_set import load_or_build_training_set, write_feature_table
@@ -32,21 +33,25 @@ def features(
         cfg = load(config, data, out)
         when = parse_as_of(as_of)
         result = write_feature_table(cfg, when)
-        names = [c for c in result.frame.columns if c != "customer_id"]
-        per_family = Counter(family(name) for name in names)  # first-seen order, as the columns come
-        table = Table(title=f"features as of {result.as_of}", title_justify="left")
-        table.add_column("family")
-        table.add_column("features", justify="right")
-        for fam, n in per_family.items():
-            table.add_row(fam, str(n))
-        table.add_section()
-        table.add_row("[bold]total[/]", f"[bold]{len(names)}[/]")
-        console.print(table)
-        console.print(
-            f"{len(result.frame):,} active customers x {len(names)} features "
-            f"({len(result.categorical_features)} categorical) -> {result.path}",
-            soft_wrap=True,
-        )
+    print_after_publish(f"the feature table ({result.path})", _print_features, result)
+
+
+def _print_features(result) -> None:
+    names = [c for c in result.frame.columns if c != "customer_id"]
+    per_family = Counter(family(name) for name in names)  # first-seen order, as the columns come
+    table = Table(title=f"features as of {result.as_of}", title_justify="left")
+    table.add_column("family")
+    table.add_column("features", justify="right")
+    for fam, n in per_family.items():
+        table.add_row(fam, str(n))
+    table.add_section()
+    table.add_row("[bold]total[/]", f"[bold]{len(names)}[/]")
+    console.print(table)
+    console.print(
+        f"{len(result.frame):,} active customers x {len(names)} features "
+        f"({len(result.categorical_features)} categorical) -> {result.path}",
+        soft_wrap=True,
+    )
 
 
 @app.command("build-training-set")
@@ -55,21 +60,25 @@ def build_training_set(config: ConfigOpt = None, data: DataOpt = None, out: OutO
     with reported_errors():
         cfg = load(config, data, out)
         ts = load_or_build_training_set(cfg)
-        m = ts.manifest
-        table = Table(
-            title=f"training set ({m['label']['kind']}, horizon {m['label']['horizon_days']} days)",
-            title_justify="left",
-        )
-        table.add_column("snapshot")
-        table.add_column("rows", justify="right")
-        table.add_column("churn rate", justify="right")
-        for snap in m["snapshots"]:
-            table.add_row(snap["date"], f"{snap['rows']:,}", f"{snap['churn_rate']:.2%}")
-        table.add_section()
-        table.add_row("[bold]all[/]", f"[bold]{m['rows']:,}[/]", f"[bold]{m['churn_rate']:.2%}[/]")
-        console.print(table)
-        console.print(
-            f"{len(m['features'])} features ({len(m['categorical_features'])} categorical), "
-            f"fingerprint {m['fingerprint']} -> {ts.path}",
-            soft_wrap=True,
-        )
+    print_after_publish(f"the training set ({ts.path})", _print_training_set, ts)
+
+
+def _print_training_set(ts) -> None:
+    m = ts.manifest
+    table = Table(
+        title=f"training set ({m['label']['kind']}, horizon {m['label']['horizon_days']} days)",
+        title_justify="left",
+    )
+    table.add_column("snapshot")
+    table.add_column("rows", justify="right")
+    table.add_column("churn rate", justify="right")
+    for snap in m["snapshots"]:
+        table.add_row(snap["date"], f"{snap['rows']:,}", f"{snap['churn_rate']:.2%}")
+    table.add_section()
+    table.add_row("[bold]all[/]", f"[bold]{m['rows']:,}[/]", f"[bold]{m['churn_rate']:.2%}[/]")
+    console.print(table)
+    console.print(
+        f"{len(m['features'])} features ({len(m['categorical_features'])} categorical), "
+        f"fingerprint {m['fingerprint']} -> {ts.path}",
+        soft_wrap=True,
+    )

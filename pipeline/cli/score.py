@@ -15,6 +15,7 @@ from pipeline.cli._common import (
     console,
     load,
     parse_as_of,
+    print_after_publish,
     reported_errors,
 )
 
@@ -46,7 +47,9 @@ def score(
 
         cfg = load(config, data, out)
         result = run_scoring(cfg, parse_as_of(as_of), model_version, progress=True)
-        _print_scoring(result, top)
+    print_after_publish(
+        f"the at-risk list and scores as of {result.as_of} ({result.out_dir})", _print_scoring, result, top
+    )
 
 
 def _print_scoring(result, top: int) -> None:
@@ -66,7 +69,11 @@ def _print_scoring(result, top: int) -> None:
     ):
         table.add_column(col, **kw)
     head = at_risk.head(top)
-    reasons = head[["reason_1", "reason_2", "reason_3"]].apply(lambda r: "\n".join(x for x in r if x), axis=1)
+    # at most `top` rows, for display; an empty head (--top 0, an empty list) gives an empty table
+    reasons = [
+        "\n".join(x for x in r if x)
+        for r in head[["reason_1", "reason_2", "reason_3"]].itertuples(index=False)
+    ]
     for row, why in zip(head.itertuples(index=False), reasons, strict=True):
         table.add_row(
             str(row.rank),
@@ -77,7 +84,8 @@ def _print_scoring(result, top: int) -> None:
             why or "-",
             str(row.suggested_action),
         )
-    console.print(table)
+    if len(head):
+        console.print(table)
 
     counts, size = m["counts"], m["list_size"]
     tiers = ", ".join(f"{t}: {c}" for t, c in counts["by_tier"].items())
@@ -118,9 +126,10 @@ def export(
             result = run_export(cfg, parse_as_of(as_of), to, progress=True)
         except ExportError as e:
             if getattr(e, "result", None) is not None:
-                _print_export(e.result, summary=False)  # the error message carries the failure report
+                # the error message carries the failure report; the exit code stays the export's
+                print_after_publish("the partial export", _print_export, e.result, False)
             raise
-        _print_export(result)
+    print_after_publish(f"the {result.target} export of {result.as_of}", _print_export, result)
 
 
 def _print_export(result, summary: bool = True) -> None:

@@ -9,7 +9,14 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from pipeline.cli._common import ConfigOpt, console, load, reported_errors
+from pipeline.cli._common import (
+    ConfigOpt,
+    check_output_dir,
+    console,
+    load,
+    print_after_publish,
+    reported_errors,
+)
 from pipeline.config import SimulationConfig
 from pipeline.errors import ConfigError
 from pipeline.io import DUCKDB_SUFFIXES
@@ -61,7 +68,7 @@ def simulate(
     with reported_errors():
         from simulator.company import simulate_company
 
-        cfg = load(config)
+        cfg = load(config, writes_workdir=False)
         sim = _with_overrides(cfg.simulation, customers=customers, months=months, seed=seed)
         out_dir = out or cfg.data.source
         if out_dir.suffix.lower() in DUCKDB_SUFFIXES:
@@ -70,18 +77,25 @@ def simulate(
                 f"pass --out FOLDER or set data.source to a folder"
             )
         truth_dir = truth or cfg.data.oracle or out_dir.with_name(f"{out_dir.name}_truth")
-        summary = simulate_company(sim, out_dir, truth_dir, progress=True)
-
-        table = Table(title=f"simulated company -> {summary.out_dir}", title_justify="left")
-        for col, justify in (("table", "left"), ("rows", "right"), ("size", "right")):
-            table.add_column(col, justify=justify)
-        for name, rows in summary.rows.items():
-            table.add_row(name, f"{rows:,}", _size(summary.bytes[name]))
-        table.add_row("ground truth", "", _size(summary.truth_bytes), style="dim")
-        console.print(table)
-        lo, hi = summary.target_monthly_churn
-        console.print(
-            f"{summary.customers:,} customers, {summary.start_date} .. {summary.end_date}; "
-            f"monthly churn rate [bold]{summary.monthly_churn_rate:.2%}[/] (target {lo:.1%}-{hi:.1%}); "
-            f"{summary.seconds:.1f} s\nground truth (never an input): {summary.truth_dir}"
+        check_output_dir(out_dir, "--out" if out is not None else "data.source")
+        check_output_dir(
+            truth_dir, "--truth" if truth else "data.oracle" if cfg.data.oracle else "the truth folder"
         )
+        summary = simulate_company(sim, out_dir, truth_dir, progress=True)
+    print_after_publish(f"the simulated company ({summary.out_dir})", _print_summary, summary)
+
+
+def _print_summary(summary) -> None:
+    table = Table(title=f"simulated company -> {summary.out_dir}", title_justify="left")
+    for col, justify in (("table", "left"), ("rows", "right"), ("size", "right")):
+        table.add_column(col, justify=justify)
+    for name, rows in summary.rows.items():
+        table.add_row(name, f"{rows:,}", _size(summary.bytes[name]))
+    table.add_row("ground truth", "", _size(summary.truth_bytes), style="dim")
+    console.print(table)
+    lo, hi = summary.target_monthly_churn
+    console.print(
+        f"{summary.customers:,} customers, {summary.start_date} .. {summary.end_date}; "
+        f"monthly churn rate [bold]{summary.monthly_churn_rate:.2%}[/] (target {lo:.1%}-{hi:.1%}); "
+        f"{summary.seconds:.1f} s\nground truth (never an input): {summary.truth_dir}"
+    )

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli._common import ConfigOpt, DataOpt, OutOpt, console, load, reported_errors
+from pipeline.cli._common import (
+    ConfigOpt,
+    DataOpt,
+    OutOpt,
+    console,
+    load,
+    print_after_publish,
+    reported_errors,
+)
 
 app = typer.Typer()
 
@@ -78,22 +86,28 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
 
         cfg = load(config, data, out)
         result = run_training(cfg, progress=True)
-        ev = result.evaluation
-        console.print(f"[bold]split:[/] {result.strategy}")
-        sizes = result.split_sizes
-        console.print(
-            f"rows: train {sizes['train']:,}, validation {sizes['valid']:,}, test {sizes['test']:,}; "
-            f"{len(result.features)} features; LightGBM best iteration {result.best_iteration}"
-            + (f" (random search, {result.tuning_trials} trials)" if result.tuning_trials else "")
-        )
-        _print_evaluation(
-            ev, f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers)", cfg
-        )
-        d = result.decision
-        verdict = "[bold green]champion[/]" if d.promoted else "[bold yellow]challenger[/]"
-        console.print(f"registry: {result.model_name} v{result.model_version} -> {verdict}: {d.reason}")
-        console.print(f"MLflow run {result.run_id} (experiment {cfg.tracking.experiment}); view it with:")
-        console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
+    print_after_publish(
+        f"model {result.model_name} v{result.model_version} (registered)", _print_training, result, cfg
+    )
+
+
+def _print_training(result, cfg) -> None:
+    ev = result.evaluation
+    console.print(f"[bold]split:[/] {result.strategy}")
+    sizes = result.split_sizes
+    console.print(
+        f"rows: train {sizes['train']:,}, validation {sizes['valid']:,}, test {sizes['test']:,}; "
+        f"{len(result.features)} features; LightGBM best iteration {result.best_iteration}"
+        + (f" (random search, {result.tuning_trials} trials)" if result.tuning_trials else "")
+    )
+    _print_evaluation(
+        ev, f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers)", cfg
+    )
+    d = result.decision
+    verdict = "[bold green]champion[/]" if d.promoted else "[bold yellow]challenger[/]"
+    console.print(f"registry: {result.model_name} v{result.model_version} -> {verdict}: {d.reason}")
+    console.print(f"MLflow run {result.run_id} (experiment {cfg.tracking.experiment}); view it with:")
+    console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
 
 
 def _print_evaluation(ev, title: str, cfg) -> None:
@@ -122,14 +136,18 @@ def evaluate(
 
         cfg = load(config, data, out)
         result = run_evaluation(cfg, version, progress=True)
-        ev = result.evaluation
-        for w in result.warnings:
-            console.print(f"[yellow]warning:[/] {w}")
-        _print_evaluation(
-            ev,
-            f"{result.model_name} v{result.model_version} on test snapshots "
-            f"{', '.join(map(str, ev.test_snapshots))} ({ev.rows:,} customers)",
-            cfg,
-        )
-        console.print(f"MLflow run {result.run_id}; view it with:")
-        console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
+    print_after_publish(f"the evaluation run {result.run_id} (logged)", _print_evaluation_run, result, cfg)
+
+
+def _print_evaluation_run(result, cfg) -> None:
+    ev = result.evaluation
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    _print_evaluation(
+        ev,
+        f"{result.model_name} v{result.model_version} on test snapshots "
+        f"{', '.join(map(str, ev.test_snapshots))} ({ev.rows:,} customers)",
+        cfg,
+    )
+    console.print(f"MLflow run {result.run_id}; view it with:")
+    console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
