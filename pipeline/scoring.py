@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.config import Config, DriftConfig, ScoringConfig, TierConfig
+from pipeline.config import Config, DriftConfig, FeatureConfig, ScoringConfig, TierConfig
 from pipeline.errors import ConfigError, DataValidationError, DriftError, StaleDataError
 from pipeline.progress import Steps
 
@@ -32,6 +34,12 @@ MANIFEST_FILE = "manifest.json"
 # Delivery state of the webhook export, kept beside the list it describes (see pipeline.export.webhook).
 _CARRIED_OVER = ("webhook_ledger.json",)
 _DIR_RE = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+# What pipeline.io.atomic_directory leaves when a run dies mid-publish: its temp dir
+# (`.as_of=DATE.<mkdtemp's 8 chars>.tmp`) and, killed between its two renames, the replaced `.as_of=DATE.old-PID`.
+_PUBLISH_LEFTOVER_RE = re.compile(r"^\.(as_of=\d{4}-\d{2}-\d{2})\.(?:[a-z0-9_]{8}\.tmp|old-\d+)$")
+# A leftover is removed only when nothing in it changed for this long before the current run started: a
+# live run writes its files within seconds of creating the folder, so it is never this old.
+STALE_PUBLISH_MARGIN_SECONDS = 15 * 60
 _ACTIVITY_TABLES = ("events", "support_contacts", "surveys", "payments")
 
 SCORES_COLUMNS = ["customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version"]
@@ -198,6 +206,74 @@ def check_outputs(
         raise DataValidationError([f"scoring output check failed (nothing published): {p}" for p in problems])
 
 
+_WINDOW_RE = re.compile(r"_(\d+)d$")
+_PER_EVENT_TYPE_RE = re.compile(r"^events_(?!trend_).+_\d+d$")
+_PER_CHANNEL_RE = re.compile(r"^contacts_.+_\d+d$")
+_FIXED_RECENCY = {"days_since_last_event", "days_since_last_payment", "days_since_last_contact",
+                  "days_since_last_complaint", "days_since_last_survey"}  # fmt: skip
+
+
+def feature_origin(name: str, cfg: FeatureConfig) -> str:
+    """The config keys (or data) that decide whether a feature is produced, in words for an error message."""
+    from features.catalog import family
+
+    fam = family(name)
+    if fam == "attributes":
+        return (
+            "a customer attribute: features.exclude_attributes / categorical_attributes / numeric_attributes, "
+            "or the customers table lacks the column"
+        )
+    keys = []
+    w = _WINDOW_RE.search(name)
+    if w and not name.startswith("events_trend_"):  # the trend spans are fixed, not features.windows
+        days = int(w.group(1))
+        in_config = "in" if days in cfg.windows else "not in"
+        keys.append(f"features.windows: {days} is {in_config} {list(cfg.windows)}")
+    if _PER_EVENT_TYPE_RE.match(name):
+        keys.append(f"features.event_types {list(cfg.event_types)}")
+    elif _PER_CHANNEL_RE.match(name):
+        keys.append(f"features.support_channels {list(cfg.support_channels)}")
+    elif name.startswith("days_since_last_") and name not in _FIXED_RECENCY:
+        keys.append(f"features.important_event_types {list(cfg.important_event_types)}")
+    if not keys:
+        keys.append(f"the {fam} family: its table may be missing from the data source")
+    return "; ".join(keys)
+
+
+def check_model_features(
+    model_features: list[str], produced: list[str], cfg: FeatureConfig, model_label: str
+) -> None:
+    """Raise ConfigError when the current feature config does not produce every feature the model was trained on.
+
+    Each missing (and each extra) feature is named with the config keys that produce it. Extra features
+    alone are harmless (the model ignores them) and only logged.
+    """
+    produced_set, expected_set = set(produced), set(model_features)
+    missing = [f for f in model_features if f not in produced_set]
+    extra = [f for f in produced if f not in expected_set]
+    if not missing:
+        if extra:
+            log.info("features the config produces that %s does not use: %s", model_label, ", ".join(extra))
+        return
+
+    def listed(names: list[str]) -> str:
+        return "\n".join(f"    - {n} ({feature_origin(n, cfg)})" for n in names)
+
+    parts = [
+        f"{model_label} does not match the feature config: the model expects {len(missing)} feature(s) "
+        f"the current config does not produce:\n{listed(missing)}"
+    ]
+    if extra:
+        parts.append(
+            f"  the config produces {len(extra)} feature(s) the model does not know:\n{listed(extra)}"
+        )
+    parts.append(
+        "  Score with the config the model was trained with (its features section), or retrain with this "
+        "config (`churn train`). Nothing was published"
+    )
+    raise ConfigError("\n".join(parts))
+
+
 # ------------------------------------------------------------------------------------------ pure pieces
 
 
@@ -271,14 +347,17 @@ def run_scoring(
     cfg: Config, as_of: dt.date | None = None, model_version: str | None = None, *, progress: bool = False
 ) -> ScoringResult:
     """Score every customer active at `as_of` (default: the data's last date) and publish the outputs."""
+    started = time.time()
     steps = Steps(total=len(_STEPS), progress=progress, title="scoring")
     try:
-        return _run(cfg, as_of, model_version, steps)
+        return _run(cfg, as_of, model_version, steps, started)
     finally:
         steps.close()
 
 
-def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: Steps) -> ScoringResult:
+def _run(
+    cfg: Config, as_of: dt.date | None, model_version: str | None, steps: Steps, started: float
+) -> ScoringResult:
     from features.labels import labelled_customers
     from models.evaluate import top_k_count
     from models.reasons import explain
@@ -314,6 +393,12 @@ def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: S
             "choose an as-of date inside the data"
         )
     features = features.reset_index(drop=True)
+    check_model_features(
+        model.feature_names,
+        [c for c in features.columns if c != "customer_id"],
+        cfg.features,
+        f"model {cfg.tracking.registered_model} v{version}",
+    )
 
     with steps.step("drift check"):
         psi = _population_stability(model, features)
@@ -387,6 +472,7 @@ def _run(cfg: Config, as_of: dt.date | None, model_version: str | None, steps: S
         },
     }
     with steps.step("write outputs"):
+        remove_stale_publish_dirs(final.parent, started - STALE_PUBLISH_MARGIN_SECONDS)
         manifest["files"] = _publish(final, scores, at_risk, manifest, steps)
     return ScoringResult(
         as_of=as_of,
@@ -429,6 +515,35 @@ def _population_stability(model, features: pd.DataFrame) -> pd.Series:
         log.warning("the model carries no drift reference: drift check skipped")
         return pd.Series(dtype=float, name="psi")
     return population_stability(model.reference, features)
+
+
+def remove_stale_publish_dirs(scores_root: Path, older_than: float) -> list[str]:
+    """Remove the temp folders of killed publishes under `scores_root`; return their names.
+
+    Only folders named as `atomic_directory` names them (its temp dirs, and replaced copies whose date was
+    published since), and only when neither the folder nor anything directly in it was modified at or
+    after `older_than` (a Unix time), so another run's live folder is never touched.
+    """
+    removed = []
+    if not Path(scores_root).is_dir():
+        return removed
+    for entry in os.scandir(scores_root):
+        m = _PUBLISH_LEFTOVER_RE.match(entry.name)
+        if not (m and entry.is_dir(follow_symlinks=False)):
+            continue
+        if not entry.name.endswith(".tmp") and not (Path(scores_root) / m.group(1)).is_dir():
+            continue  # a replaced copy whose successor never landed: the only copy of that date, keep it
+        try:
+            newest = max([entry.stat().st_mtime] + [e.stat().st_mtime for e in os.scandir(entry.path)])
+        except FileNotFoundError:  # its owner finished (renamed or removed it) meanwhile
+            continue
+        if newest < older_than:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    if removed:
+        log.warning("removed %d leftover folder(s) of killed scoring runs in %s: %s", len(removed), scores_root,
+                    ", ".join(sorted(removed)))  # fmt: skip
+    return sorted(removed)
 
 
 def _publish(final: Path, scores: pd.DataFrame, at_risk: pd.DataFrame, manifest: dict, steps: Steps) -> dict:
