@@ -1,4 +1,10 @@
-"""File exports of the at-risk list: a CRM import CSV and JSON Lines, both written atomically."""
+"""File exports of the at-risk list: a CRM import CSV and JSON Lines, both written atomically.
+
+The CSV is opened by people in spreadsheets: a text cell that starts like a formula (`=`, `+`, `-`, `@`,
+tab, carriage return) gets a leading single quote (the OWASP CSV-injection rule), so `=HYPERLINK(...)` in a
+customer id or a reason is shown as text, never run. JSON Lines are read by programs and keep the text
+as it is. Money is rounded to cents in both.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,10 @@ CRM_COLUMNS = (
     "reason_3",
     "suggested_action",
     "model_version",
+)
+# Every column but the numbers: ids, date, tier, reasons, action, model version.
+TEXT_COLUMNS = tuple(
+    c for c in CRM_COLUMNS if c not in ("rank", "churn_probability", "expected_value_at_risk")
 )
 
 
@@ -47,9 +57,23 @@ def crm_frame(at_risk: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+# OWASP CSV injection: the characters a spreadsheet reads as the start of a formula (or of a DDE call).
+_FORMULA_START = r"[=+\-@\t\r]"
+
+
+def neutralise_formulas(column: pd.Series) -> pd.Series:
+    """Text cells that a spreadsheet would run as a formula, prefixed with `'` (missing values stay missing)."""
+    text = column.astype(object)
+    risky = text.str.match(_FORMULA_START, na=False)
+    return text.mask(risky, "'" + text.astype(str))
+
+
 def to_csv_text(at_risk: pd.DataFrame) -> str:
-    """CSV text with a header, `\\n` line ends, empty cells for missing values."""
-    return crm_frame(at_risk).to_csv(index=False, lineterminator="\n")
+    """CSV text with a header, `\\n` line ends, empty cells for missing values, formula-safe text cells."""
+    frame = crm_frame(at_risk)
+    for col in TEXT_COLUMNS:
+        frame[col] = neutralise_formulas(frame[col])
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def to_jsonl_text(at_risk: pd.DataFrame) -> str:
@@ -57,7 +81,9 @@ def to_jsonl_text(at_risk: pd.DataFrame) -> str:
     frame = crm_frame(at_risk)
     if frame.empty:
         return ""
-    return frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
+    # crm_frame rounds every float (probabilities to 6 decimals, money to cents): printing 6 decimals keeps
+    # them exactly, where 15 printed binary noise (170.819999999999993 for 170.82)
+    return frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=6)
 
 
 def write_csv(at_risk: pd.DataFrame, path: Path) -> Path:
