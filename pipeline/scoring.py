@@ -207,37 +207,45 @@ def check_outputs(
 
 
 _WINDOW_RE = re.compile(r"_(\d+)d$")
-_PER_EVENT_TYPE_RE = re.compile(r"^events_(?!trend_).+_\d+d$")
-_PER_CHANNEL_RE = re.compile(r"^contacts_.+_\d+d$")
-_FIXED_RECENCY = {"days_since_last_event", "days_since_last_payment", "days_since_last_contact",
-                  "days_since_last_complaint", "days_since_last_survey"}  # fmt: skip
+_PER_KEY_RES = (  # per-value features: (config key, name pattern giving the value)
+    ("event_types", re.compile(r"^events_(?!trend_)(?P<v>.+)_\d+d$")),
+    ("support_channels", re.compile(r"^contacts_(?P<v>.+)_\d+d$")),
+    ("important_event_types", re.compile(r"^days_since_last_(?P<v>.+)$")),
+)
+_FIXED_RECENCY = {
+    "event",
+    "payment",
+    "contact",
+    "complaint",
+    "survey",
+}  # days_since_last_<these> always exist
+_ATTRIBUTE_KEYS = "features.exclude_attributes / categorical_attributes / numeric_attributes"
 
 
-def feature_origin(name: str, cfg: FeatureConfig) -> str:
-    """The config keys (or data) that decide whether a feature is produced, in words for an error message."""
+def feature_cause(name: str, cfg: FeatureConfig, *, produced: bool) -> str:
+    """Why the current config produces (`produced`) or does not produce a feature: the deciding config key."""
     from features.catalog import family
 
     fam = family(name)
     if fam == "attributes":
+        if produced:
+            return f"customer attributes the model was trained without ({_ATTRIBUTE_KEYS}, or new customers columns)"
         return (
-            "a customer attribute: features.exclude_attributes / categorical_attributes / numeric_attributes, "
-            "or the customers table lacks the column"
+            f"customer attributes no longer produced ({_ATTRIBUTE_KEYS}, or the customers table lacks them)"
         )
-    keys = []
     w = _WINDOW_RE.search(name)
     if w and not name.startswith("events_trend_"):  # the trend spans are fixed, not features.windows
         days = int(w.group(1))
-        in_config = "in" if days in cfg.windows else "not in"
-        keys.append(f"features.windows: {days} is {in_config} {list(cfg.windows)}")
-    if _PER_EVENT_TYPE_RE.match(name):
-        keys.append(f"features.event_types {list(cfg.event_types)}")
-    elif _PER_CHANNEL_RE.match(name):
-        keys.append(f"features.support_channels {list(cfg.support_channels)}")
-    elif name.startswith("days_since_last_") and name not in _FIXED_RECENCY:
-        keys.append(f"features.important_event_types {list(cfg.important_event_types)}")
-    if not keys:
-        keys.append(f"the {fam} family: its table may be missing from the data source")
-    return "; ".join(keys)
+        if (days in cfg.windows) == produced:
+            return f"features.windows {list(cfg.windows)} {'has' if produced else 'lacks'} {days}"
+    for key, rx in _PER_KEY_RES:
+        m = rx.match(name)
+        if not m or (key == "important_event_types" and m.group("v") in _FIXED_RECENCY):
+            continue
+        values = list(getattr(cfg, key))
+        if (m.group("v") in values) == produced:
+            return f"features.{key} {values} {'has' if produced else 'lacks'} {m.group('v')!r}"
+    return f"the {fam} family (its table may be missing from the data source, or the feature code changed)"
 
 
 def check_model_features(
@@ -245,8 +253,8 @@ def check_model_features(
 ) -> None:
     """Raise ConfigError when the current feature config does not produce every feature the model was trained on.
 
-    Each missing (and each extra) feature is named with the config keys that produce it. Extra features
-    alone are harmless (the model ignores them) and only logged.
+    The missing (and the extra) features are listed grouped by the config key that decides them. Extra
+    features alone are harmless (the model ignores them) and only logged.
     """
     produced_set, expected_set = set(produced), set(model_features)
     missing = [f for f in model_features if f not in produced_set]
@@ -256,16 +264,19 @@ def check_model_features(
             log.info("features the config produces that %s does not use: %s", model_label, ", ".join(extra))
         return
 
-    def listed(names: list[str]) -> str:
-        return "\n".join(f"    - {n} ({feature_origin(n, cfg)})" for n in names)
+    def grouped(names: list[str], is_produced: bool) -> str:
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            groups.setdefault(feature_cause(n, cfg, produced=is_produced), []).append(n)
+        return "\n".join(f"    - {cause}: {', '.join(ns)}" for cause, ns in groups.items())
 
     parts = [
         f"{model_label} does not match the feature config: the model expects {len(missing)} feature(s) "
-        f"the current config does not produce:\n{listed(missing)}"
+        f"the current config does not produce:\n{grouped(missing, False)}"
     ]
     if extra:
         parts.append(
-            f"  the config produces {len(extra)} feature(s) the model does not know:\n{listed(extra)}"
+            f"  the config produces {len(extra)} feature(s) the model does not know:\n{grouped(extra, True)}"
         )
     parts.append(
         "  Score with the config the model was trained with (its features section), or retrain with this "

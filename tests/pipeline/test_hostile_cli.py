@@ -67,6 +67,7 @@ def test_score_top_zero_and_a_failing_summary_still_exit_0_once_published(traine
     monkeypatch.setattr("pipeline.cli.score._print_scoring", broken_printer)
     again = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out)])
     assert again.exit_code == 0, again.output
+    assert "printing their summary failed (RuntimeError: terminal went away)" in again.output
     assert (published / "at_risk.parquet").is_file()
 
     assert runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out), "--top", "-1"]).exit_code == 2
@@ -111,10 +112,14 @@ def test_model_trained_with_other_features_names_the_features_and_config_keys(tr
     assert got.exit_code == ConfigError.exit_code, got.output
     text = got.output
     assert "does not match the feature config" in text
-    assert "events_90d (features.windows: 90 is not in [7, 14, 30])" in text  # expected, not produced
-    assert "plan (a customer attribute: features.exclude_attributes" in text
-    assert "events_14d (features.windows: 14 is in [7, 14, 30])" in text  # produced, unknown to the model
-    assert "config the model was trained with" in text and "churn train" in text
+    missing, extra = text.split("the config produces")
+    # expected by the model, not produced: grouped by the deciding key
+    assert "features.windows [7, 14, 30] lacks 90: events_90d, events_login_90d," in missing
+    assert "customer attributes no longer produced (features.exclude_attributes" in missing
+    assert "categorical_attributes / numeric_attributes, or the customers table lacks them): plan" in missing
+    # produced, unknown to the model
+    assert "features.windows [7, 14, 30] has 14: events_14d," in extra and "_90d" not in extra
+    assert "config the model was trained with" in extra and "churn train" in extra
     assert "population_stability" not in text
     assert not (out / "scores").exists() or not any((out / "scores").iterdir())
 

@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import DriftConfig, LabelConfig, ScoringConfig, TierConfig
-from pipeline.errors import DataValidationError, DriftError, StaleDataError
+from pipeline.config import DriftConfig, FeatureConfig, LabelConfig, ScoringConfig, TierConfig
+from pipeline.errors import ConfigError, DataValidationError, DriftError, StaleDataError
 from pipeline.io import source_from_frames
 from pipeline.scoring import (
     check_drift,
+    check_model_features,
     check_outputs,
     check_staleness,
+    feature_cause,
     list_size_pct,
     rank_scores,
     risk_tiers,
@@ -61,6 +63,29 @@ def test_drift_warns_between_thresholds_and_fails_above():
     with pytest.raises(DriftError, match=r"tenure_days \(PSI 0\.400\).*scoring\.drift\.fail_psi"):
         check_drift(pd.Series({"a": 0.01, "tenure_days": 0.4, "b": 0.15}), cfg)
     assert check_drift(pd.Series({"a": 0.0}), cfg)["status"] == "passed"
+
+
+def test_model_feature_check_names_the_config_key_that_decides_each_feature():
+    cfg = FeatureConfig(
+        windows=(7, 30), event_types=("login",), important_event_types=(), support_channels=()
+    )
+    assert feature_cause("events_90d", cfg, produced=False) == "features.windows [7, 30] lacks 90"
+    assert feature_cause("events_login_30d", cfg, produced=True) == "features.windows [7, 30] has 30"
+    assert (
+        feature_cause("events_error_30d", cfg, produced=False)
+        == "features.event_types ['login'] lacks 'error'"
+    )
+    assert (
+        feature_cause("contacts_chat_7d", cfg, produced=False) == "features.support_channels [] lacks 'chat'"
+    )
+    got = feature_cause("days_since_last_purchase", cfg, produced=False)
+    assert got == "features.important_event_types [] lacks 'purchase'"
+    assert "table may be missing" in feature_cause("days_since_last_payment", cfg, produced=False)
+    assert "exclude_attributes" in feature_cause("plan", cfg, produced=False)
+
+    check_model_features(["a", "events_7d"], ["events_7d", "a", "events_30d"], cfg, "m v1")  # extras: fine
+    with pytest.raises(ConfigError, match=r"m v1 does not match.*\n.*lacks 90: events_90d\n"):
+        check_model_features(["events_90d", "a"], ["a"], cfg, "m v1")
 
 
 def _source(events_until: dt.date | None, payments_until: dt.date | None = None):
