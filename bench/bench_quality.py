@@ -553,23 +553,24 @@ def _bgnbd(prep: Prepared) -> tuple[dict[str, np.ndarray], str]:
 # ------------------------------------------------------------------------------------------- metrics
 
 
-def _metrics(y: np.ndarray, score: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+def _bootstrap_samples(y: np.ndarray, seed: int = SEED) -> list[np.ndarray]:
+    """Seeded resamples of the evaluation customers (with both classes), shared by every row so differences
+    between rows are paired."""
+    rng = np.random.default_rng(seed)
+    samples = (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))
+    return [i for i in samples if 0 < y[i].sum() < len(i)]
+
+
+def _metrics(y: np.ndarray, score: np.ndarray, samples: list[np.ndarray]) -> tuple[dict, np.ndarray]:
+    """ROC-AUC and PR-AUC with bootstrap standard errors, and the per-sample values (for paired deltas)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    roc, pr = roc_auc_score(y, score), average_precision_score(y, score)
-    boot_roc, boot_pr = [], []
-    n = len(y)
-    for _ in range(BOOTSTRAP):
-        i = rng.integers(0, n, n)
-        if 0 < y[i].sum() < n:
-            boot_roc.append(roc_auc_score(y[i], score[i]))
-            boot_pr.append(average_precision_score(y[i], score[i]))
-    return {
-        "roc_auc": float(roc),
-        "pr_auc": float(pr),
-        "roc_auc_se": float(np.std(boot_roc)),
-        "pr_auc_se": float(np.std(boot_pr)),
-    }
+    boot = np.array(
+        [(roc_auc_score(y[i], score[i]), average_precision_score(y[i], score[i])) for i in samples]
+    )
+    point = {"roc_auc": float(roc_auc_score(y, score)), "pr_auc": float(average_precision_score(y, score))}
+    point["roc_auc_se"], point["pr_auc_se"] = (float(v) for v in boot.std(axis=0))
+    return point, boot
 
 
 def evaluate(prep: Prepared) -> dict:
@@ -599,12 +600,21 @@ def evaluate(prep: Prepared) -> dict:
     if prep.oracle is not None:
         rows.append(("oracle (simulator truth)", prep.oracle(prep.eval_ids), prep.oracle_note))
     peers_seconds = time.perf_counter() - started
-    rng = np.random.default_rng(SEED)
-    results = []
+    samples = _bootstrap_samples(y)
+    results, pipeline_boot = [], None
     for model, score, note in rows:
         entry = {"model": model, "note": note}
         if score is not None:
-            entry.update(_metrics(y, np.asarray(score, dtype=float), rng))
+            point, boot = _metrics(y, np.asarray(score, dtype=float), samples)
+            entry.update(point)
+            if pipeline_boot is None:
+                pipeline_boot, pipeline_point = boot, point
+            else:  # paired: the same resamples for both rows
+                entry["roc_auc_minus_pipeline"] = point["roc_auc"] - pipeline_point["roc_auc"]
+                entry["pr_auc_minus_pipeline"] = point["pr_auc"] - pipeline_point["pr_auc"]
+                entry["roc_auc_minus_pipeline_se"], entry["pr_auc_minus_pipeline_se"] = (
+                    float(v) for v in (boot - pipeline_boot).std(axis=0)
+                )
         results.append(entry)
     return {
         "name": prep.name,
@@ -652,16 +662,19 @@ DATA_SETS: dict[str, Callable[[], Prepared]] = {
 }
 
 
-def _fmt(entry: dict, key: str) -> str:
-    return f"{entry[key]:.3f}" if key in entry else "n/a"
+def _pm(entry: dict, key: str, signed: bool = False) -> str:
+    if key not in entry:
+        return "n/a" if key in ("roc_auc", "pr_auc") else ""
+    return f"{entry[key]:{'+' if signed else ''}.3f} ± {entry[key + '_se']:.3f}"
 
 
 def markdown(results: list[dict]) -> str:
-    """The README's table: one block of rows per data set."""
+    """The README's table: one block of rows per data set, notes below."""
     lines = [
-        "| data set | model | ROC-AUC | PR-AUC | n train | n eval | positive rate |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| data set | model | ROC-AUC | PR-AUC | PR-AUC − pipeline (paired) | n train | n eval | positive rate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    notes = []
     for r in results:
         head = [
             r["name"],
@@ -671,9 +684,16 @@ def markdown(results: list[dict]) -> str:
         ]
         for i, e in enumerate(r["rows"]):
             name, train, n_eval, rate = head if i == 0 else [""] * 4
-            roc = f"{e['roc_auc']:.3f} ± {e['roc_auc_se']:.3f}" if "roc_auc" in e else "n/a"
-            pr = f"{e['pr_auc']:.3f} ± {e['pr_auc_se']:.3f}" if "pr_auc" in e else "n/a"
-            lines.append(f"| {name} | {e['model']} | {roc} | {pr} | {train} | {n_eval} | {rate} |")
+            model = e["model"]
+            if e["note"]:
+                notes.append(f"{r['name']}, {model}: {e['note']}")
+                model += f" ({len(notes)})"
+            delta = _pm(e, "pr_auc_minus_pipeline", signed=True)
+            lines.append(
+                f"| {name} | {model} | {_pm(e, 'roc_auc')} | {_pm(e, 'pr_auc')} | {delta} | {train} | {n_eval} | "
+                f"{rate} |"
+            )
+    lines += ["", *(f"({i}) {n}" for i, n in enumerate(notes, 1))]
     return "\n".join(lines) + "\n"
 
 
@@ -693,15 +713,15 @@ def main(names: list[str] | None = None) -> None:
             f"eval {result['n_eval']:,} customers, {result['positives']:,} positive ({result['positive_rate']:.1%})",
             title_justify="left",
         )
-        for col in ("model", "ROC-AUC", "± s.e.", "PR-AUC", "± s.e.", "note"):
+        for col in ("model", "ROC-AUC", "PR-AUC", "ROC-AUC − pipeline", "PR-AUC − pipeline", "note"):
             table.add_column(col, justify="left" if col in ("model", "note") else "right")
         for e in result["rows"]:
             table.add_row(
                 e["model"],
-                _fmt(e, "roc_auc"),
-                _fmt(e, "roc_auc_se"),
-                _fmt(e, "pr_auc"),
-                _fmt(e, "pr_auc_se"),
+                _pm(e, "roc_auc"),
+                _pm(e, "pr_auc"),
+                _pm(e, "roc_auc_minus_pipeline", signed=True),
+                _pm(e, "pr_auc_minus_pipeline", signed=True),
                 e["note"],
             )
         console.print(table)
