@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -199,8 +200,6 @@ def churn(*args: str, log: Path) -> str:
 
 
 def _env() -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env.setdefault("COLUMNS", "160")
     return env
@@ -430,8 +429,8 @@ def _outcome(full: Path, customers: pd.DataFrame, ids: np.ndarray, as_of: dt.dat
     start = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     stop = start + pd.Timedelta(days=HORIZON_DAYS)
     if kind == "cancellation":
-        churn = pd.to_datetime(customers.set_index("customer_id").loc[ids, "churn_date"])
-        return ((churn >= start) & (churn < stop)).to_numpy().astype(int)
+        churned_on = pd.to_datetime(customers.set_index("customer_id").loc[ids, "churn_date"])
+        return ((churned_on >= start) & (churned_on < stop)).to_numpy().astype(int)
     events = pq.read_table(
         full / "events.parquet",
         columns=["customer_id", "ts"],
@@ -731,8 +730,6 @@ def main(names: list[str] | None = None) -> None:
             f"  {name}: {result['seconds']['total']:.0f} s (pipeline {result['seconds']['pipeline']:.0f} s)"
         )
     seconds = time.perf_counter() - started
-    import os
-
     report = {
         "seconds": round(seconds, 1),
         "cpus": os.cpu_count(),
