@@ -62,7 +62,8 @@ lint: setup ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: setup ## Benchmarks at 1M customers (minutes; not part of the tests)
+bench: setup ## Benchmarks: speed at 1M customers and model quality (minutes; not part of the tests)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean: ## Remove generated data, the working dir and caches (keeps .venv and the benchmark companies)

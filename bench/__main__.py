@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-ORDER = ("simulate", "features", "score")
+ORDER = ("simulate", "features", "score", "quality")
 
 
 def main(argv: list[str]) -> int:

@@ -280,6 +280,33 @@ class ExportConfig(_Section):
     postgres: PostgresConfig = PostgresConfig()
 
 
+class NoiseConfig(_Section):
+    """Noise added to a simulated company, for benchmarks on harder data. All off by default (the output is
+    then byte-identical to a simulation without this section)."""
+
+    label_flip_pct: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Percent of customers whose written churn_date is a coin flip, not their behaviour: a "
+        "churner among them gets none (rows still stop), a non-churner gets one uniform over their time.",
+    )
+    attribute_noise_pct: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Percent of each written customer attribute's values replaced by a random customer's "
+        "value (behaviour follows the true ones).",
+    )
+    irrelevant_attributes: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="Extra customer columns of pure noise (noise_1, noise_2, ...: numbers and categories "
+        "alternating).",
+    )
+
+
 class SimulationConfig(_Section):
     """The built-in company simulator (demo, tests, benchmarks)."""
 
@@ -291,6 +318,22 @@ class SimulationConfig(_Section):
         (0.015, 0.05), description="Band the simulated monthly churn rate is calibrated into."
     )
     chunk_customers: int = Field(100_000, ge=1_000, description="Customers simulated and written per chunk.")
+    contract: Literal["subscription", "non_contractual"] = Field(
+        "subscription",
+        description="subscription: cancellations are written as churn_date. non_contractual: customers drop "
+        "out silently (no churn_date, no payments table, `contract` becomes `membership`); use label.kind "
+        "inactivity.",
+    )
+    noise: NoiseConfig = NoiseConfig()
+
+    @model_validator(mode="after")
+    def _flips_need_cancellations(self) -> SimulationConfig:
+        if self.contract == "non_contractual" and self.noise.label_flip_pct > 0:
+            raise ValueError(
+                "noise.label_flip_pct flips written cancellations; a non_contractual company writes none: "
+                "set it to 0 or use contract: subscription"
+            )
+        return self
 
     @field_validator("target_monthly_churn")
     @classmethod

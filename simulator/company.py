@@ -20,6 +20,21 @@ bounded. Same config, same bytes: each chunk draws from its own `SeedSequence` c
 
 The ground truth (the realised weekly hazard path of every customer, see `simulator.oracle`) goes to a
 separate folder the pipeline never reads as input.
+
+Two settings make harder data for benchmarks; both are off by default and then change no byte:
+
+- `simulation.contract: non_contractual`: the same customers, but a business without cancellations (a shop,
+  an app). The weekly churn draw becomes a latent dropout that is never written: `churn_date` stays null,
+  there is no `payments` table (no subscription charges), the `contract` attribute is written as
+  `membership`, and a customer's events (Poisson counts per week at a personal, drifting rate) simply stop at
+  the dropout. That is the BG/NBD story (heterogeneous purchase rates while alive, an unobserved dropout)
+  with behaviour before the dropout. The truth keeps the dropout day as `churn_date`.
+- `simulation.noise`: `label_flip_pct` makes a share of the written cancellations a coin flip (a churner
+  among the flipped keeps no `churn_date` although their rows stop; a non-churner gets a `churn_date`
+  uniform over their time as a customer and their rows stop there), `attribute_noise_pct` replaces a share of
+  each written attribute's values by a random customer's value (behaviour follows the true values), and
+  `irrelevant_attributes` adds columns of pure noise. Noise draws come from their own seeds, so the rest of
+  the company is the one simulated without noise.
 """
 
 from __future__ import annotations
@@ -30,14 +45,14 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import SimulationConfig
+from pipeline.config import NoiseConfig, SimulationConfig
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_directory
 
@@ -313,8 +328,10 @@ class _Rows:
 class _Run:
     """Everything one pass of the weekly loop produced for a chunk."""
 
-    churn_day: np.ndarray
+    churn_day: np.ndarray  # rows from this day on are not written
     churn_kind: np.ndarray
+    written_churn_day: np.ndarray | None = None  # churn_date as written, when label noise changed it
+    flipped: np.ndarray | None = None  # label noise: customers whose written churn_date is a coin flip
     counts: np.ndarray | None = None  # (types, n, weeks) uint8 event counts
     hazard: np.ndarray | None = None  # (n, weeks) float32, NaN when not at risk
     payments: _Rows = field(default_factory=_Rows)
@@ -677,21 +694,96 @@ def _timestamps(tl: _Timeline, seconds: np.ndarray, mask: np.ndarray | None = No
     return pa.array((tl.epoch_s + seconds) * 1_000_000, type=pa.int64(), mask=mask).view(pa.timestamp("us"))
 
 
-def _customers_table(ids: np.ndarray, st: _Statics, run: _Run, tl: _Timeline) -> pa.Table:
-    stayed = run.churn_day == _NEVER
-    return pa.table(
-        {
-            "customer_id": pa.array(ids, type=pa.int64()),
-            "signup_date": _dates(tl, st.signup_day),
-            "churn_date": _dates(tl, np.where(stayed, 0, run.churn_day), mask=stayed),
-            "plan": _dict_array(st.plan, PLANS),
-            "monthly_fee": pa.array(st.fee, type=pa.float64()),
-            "contract": _dict_array(st.contract, CONTRACTS),
-            "region": _dict_array(st.region, REGIONS),
-            "acquisition_channel": _dict_array(st.channel, CHANNELS),
-            "loyalty_member": pa.array(st.loyalty, type=pa.bool_()),
-        }
-    )
+def _written_churn_day(run: _Run) -> np.ndarray:
+    return run.churn_day if run.written_churn_day is None else run.written_churn_day
+
+
+def _customers_table(
+    ids: np.ndarray,
+    st: _Statics,
+    run: _Run,
+    tl: _Timeline,
+    cfg: SimulationConfig,
+    noise_rng: np.random.Generator | None = None,
+) -> pa.Table:
+    churn_day = _written_churn_day(run)
+    # A non-contractual business never learns of a dropout: nothing is written.
+    stayed = (churn_day == _NEVER) | (cfg.contract == "non_contractual")
+    noise = cfg.noise
+    if noise_rng is not None and noise.attribute_noise_pct > 0:
+        st = _noisy_attributes(st, noise_rng, noise.attribute_noise_pct / 100)
+    columns = {
+        "customer_id": pa.array(ids, type=pa.int64()),
+        "signup_date": _dates(tl, st.signup_day),
+        "churn_date": _dates(tl, np.where(stayed, 0, churn_day), mask=stayed),
+        "plan": _dict_array(st.plan, PLANS),
+        "monthly_fee": pa.array(st.fee, type=pa.float64()),
+        "contract" if cfg.contract == "subscription" else "membership": _dict_array(st.contract, CONTRACTS),
+        "region": _dict_array(st.region, REGIONS),
+        "acquisition_channel": _dict_array(st.channel, CHANNELS),
+        "loyalty_member": pa.array(st.loyalty, type=pa.bool_()),
+    }
+    if noise_rng is not None:
+        columns.update(_irrelevant_columns(noise_rng, len(ids), noise.irrelevant_attributes))
+    return pa.table(columns)
+
+
+# ---------------------------------------------------------------------------------------------- noise
+
+_NOISE_LEVELS = ("a", "b", "c", "d")
+
+
+def _noisy_attributes(st: _Statics, rng: np.random.Generator, share: float) -> _Statics:
+    """A copy whose written attributes are, for `share` of the rows of each, another random customer's."""
+    n = st.n
+    out = {}
+    for name in ("plan", "fee", "contract", "region", "channel", "loyalty"):
+        values = getattr(st, name).copy()
+        hit = np.flatnonzero(rng.random(n) < share)
+        values[hit] = getattr(st, name)[rng.integers(0, n, len(hit))]
+        out[name] = values
+    return replace(st, **out)
+
+
+def _irrelevant_columns(rng: np.random.Generator, n: int, k: int) -> dict[str, pa.Array]:
+    """`noise_1..k`: odd ones standard-normal numbers, even ones one of four letters; no signal at all."""
+    cols = {}
+    for j in range(1, k + 1):
+        if j % 2:
+            cols[f"noise_{j}"] = pa.array(np.round(rng.standard_normal(n), 3), type=pa.float64())
+        else:
+            cols[f"noise_{j}"] = _dict_array(rng.integers(0, len(_NOISE_LEVELS), n), _NOISE_LEVELS)
+    return cols
+
+
+def _flip_labels(run: _Run, st: _Statics, tl: _Timeline, rng: np.random.Generator, share: float) -> None:
+    """Label noise: for `share` of the customers the written churn_date ignores behaviour.
+
+    A churner among them is written without a churn_date (their rows still stop: they went silent); a
+    non-churner gets a churn day uniform over their at-risk days in the period, and their rows stop there.
+    """
+    n = st.n
+    flipped = rng.random(n) < share
+    first = np.maximum(7 * st.first_risk_week, 0)
+    u = rng.random(n)
+    can_churn = first < tl.n_days
+    churner = run.churn_day != _NEVER
+    new_day = first + np.floor(u * np.maximum(tl.n_days - first, 1)).astype(np.int64)
+    to_churn = flipped & ~churner & can_churn
+    to_stay = flipped & churner
+    written = run.churn_day.copy()
+    written[to_stay] = _NEVER
+    written[to_churn] = new_day[to_churn]
+    run.churn_day = np.where(to_churn, new_day, run.churn_day)
+    run.written_churn_day = written
+    run.flipped = to_churn | to_stay
+    cut_s = run.churn_day * _DAY_S
+    for rows in (run.payments, run.contacts, run.surveys):
+        if not rows.cols:
+            continue
+        cols = rows.concat()
+        keep = cols["ts"] < cut_s[cols["ci"]]
+        rows.cols = {k: [v[keep]] for k, v in cols.items()}
 
 
 def _events_table(
@@ -805,17 +897,20 @@ def _hazard_table(ids: np.ndarray, run: _Run, tl: _Timeline) -> pa.Table:
 
 def _truth_customers_table(ids: np.ndarray, st: _Statics, run: _Run, tl: _Timeline) -> pa.Table:
     no_rise = st.rise_day == _NEVER
-    stayed = run.churn_day == _NEVER
-    return pa.table(
-        {
-            "customer_id": pa.array(ids, type=pa.int64()),
-            "churn_date": _dates(tl, np.where(stayed, 0, run.churn_day), mask=stayed),
-            "churn_kind": _dict_array(np.maximum(run.churn_kind, 0), CHURN_KINDS, mask=run.churn_kind < 0),
-            "price_rise_date": _dates(tl, np.where(no_rise, 0, st.rise_day), mask=no_rise),
-            "price_rise_pct": pa.array(st.rise_pct, type=pa.float64(), mask=no_rise),
-            "card_trouble": pa.array(st.fail_prob > B.fail_prob, type=pa.bool_()),
-        }
-    )
+    churn_day = _written_churn_day(run)
+    stayed = churn_day == _NEVER
+    kind = np.where(stayed, -1, run.churn_kind)
+    columns = {
+        "customer_id": pa.array(ids, type=pa.int64()),
+        "churn_date": _dates(tl, np.where(stayed, 0, churn_day), mask=stayed),
+        "churn_kind": _dict_array(np.maximum(kind, 0), CHURN_KINDS, mask=kind < 0),
+        "price_rise_date": _dates(tl, np.where(no_rise, 0, st.rise_day), mask=no_rise),
+        "price_rise_pct": pa.array(st.rise_pct, type=pa.float64(), mask=no_rise),
+        "card_trouble": pa.array(st.fail_prob > B.fail_prob, type=pa.bool_()),
+    }
+    if run.flipped is not None:
+        columns["label_flipped"] = pa.array(run.flipped, type=pa.bool_())
+    return pa.table(columns)
 
 
 # ------------------------------------------------------------------------------------------- writing
@@ -897,6 +992,23 @@ not the coin flip: an upper bound on what any model can achieve from data.
 """
 
 
+def _truth_readme_extra(cfg: SimulationConfig) -> str:
+    """Notes on the non-default settings (empty by default, so default output keeps its bytes)."""
+    notes = []
+    if cfg.contract == "non_contractual":
+        notes.append(
+            "non_contractual company: customers.parquet's churn_date here is the latent dropout day, which the\n"
+            "data never shows (its churn_date is always null; events simply stop). The oracle's probability is\n"
+            "P(dropout within the horizon), not P(no event within the horizon).\n"
+        )
+    if cfg.noise != NoiseConfig():
+        notes.append(
+            f"noise {cfg.noise.model_dump()}: churn_date here is the written one; label_flipped (when label\n"
+            "noise is on) marks customers whose written churn_date is a coin flip. The hazard path ignores flips.\n"
+        )
+    return "".join("\n" + n for n in notes)
+
+
 class _NoProgress:
     def __enter__(self) -> Callable[[str], None]:
         return lambda description: None
@@ -946,6 +1058,10 @@ def simulate_company(
     new_share = _new_customer_share(cfg)
     n_chunks = -(-cfg.customers // cfg.chunk_customers)
     seeds = np.random.SeedSequence(cfg.seed).spawn(n_chunks + 2)
+    # Noise has its own seeds: the company under the noise is the one simulated without it.
+    noisy = cfg.noise != NoiseConfig()
+    noise_seeds = np.random.SeedSequence([cfg.seed, 0x6E6F697365]).spawn(n_chunks)
+    contractual = cfg.contract == "subscription"
     backlog = _support_backlog(np.random.default_rng(seeds[1]), tl.n_weeks)
     active = np.zeros(cfg.months, dtype=np.int64)
     churned = np.zeros(cfg.months, dtype=np.int64)
@@ -962,17 +1078,21 @@ def simulate_company(
                 ids = np.arange(first + 1, first + n + 1, dtype=np.int64)
                 st = _draw_statics(rng, n, tl, new_share)
                 run = _simulate_weeks(st, rng, tl, backlog, intercept)
-                data.write("customers", _customers_table(ids, st, run, tl))
+                noise_rng = np.random.default_rng(noise_seeds[c]) if noisy else None
+                if noise_rng is not None and cfg.noise.label_flip_pct > 0:
+                    _flip_labels(run, st, tl, noise_rng, cfg.noise.label_flip_pct / 100)
+                data.write("customers", _customers_table(ids, st, run, tl, cfg, noise_rng))
                 data.write("events", _events_table(ids, st, run, tl, rng))
                 run.counts = None
                 data.write("support_contacts", _contacts_table(ids, run, tl))
                 data.write("surveys", _surveys_table(ids, run, tl))
-                data.write("payments", _payments_table(ids, run, tl))
+                if contractual:
+                    data.write("payments", _payments_table(ids, run, tl))
                 truth.write(TRUTH_HAZARD.removesuffix(".parquet"), _hazard_table(ids, run, tl))
                 truth.write(
                     TRUTH_CUSTOMERS.removesuffix(".parquet"), _truth_customers_table(ids, st, run, tl)
                 )
-                a, k = _month_counts(st.signup_day, run.churn_day, tl)
+                a, k = _month_counts(st.signup_day, _written_churn_day(run), tl)
                 active += a
                 churned += k
                 del run, st
@@ -998,8 +1118,11 @@ def simulate_company(
                 ],
                 "behaviour": asdict(B),
             }
+            if not contractual or noisy:
+                meta["contract"] = cfg.contract
+                meta["noise"] = cfg.noise.model_dump()
             (truth_tmp / TRUTH_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            (truth_tmp / "README.txt").write_text(_TRUTH_README)
+            (truth_tmp / "README.txt").write_text(_TRUTH_README + _truth_readme_extra(cfg))
             truth_bytes = sum(truth_sizes.values()) + sum(
                 (truth_tmp / f).stat().st_size for f in (TRUTH_META, "README.txt")
             )
