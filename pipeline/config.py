@@ -336,13 +336,17 @@ class ExportConfig(_Section):
     postgres: PostgresConfig = PostgresConfig()
 
 
+WEBHOOK_URL_ENV = "CHURN_WEBHOOK_URL"
+PG_DSN_ENV = "CHURN_PG_DSN"
+
+
 class ExportSecrets(BaseSettings):
     """Secrets from the environment, read when an export runs; they override the config's values."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
 
-    webhook_url: SecretStr | None = Field(None, validation_alias="CHURN_WEBHOOK_URL")
-    pg_dsn: SecretStr | None = Field(None, validation_alias="CHURN_PG_DSN")
+    webhook_url: SecretStr | None = Field(None, validation_alias=WEBHOOK_URL_ENV)
+    pg_dsn: SecretStr | None = Field(None, validation_alias=PG_DSN_ENV)
 
 
 def export_secrets() -> ExportSecrets:
@@ -449,13 +453,14 @@ def load_config(path: Path | str | None = None) -> Config:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        # the parser quotes the offending line, which may hold a secret
+        raise ConfigError(f"config file {path} is not valid YAML: {redact(str(e))}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(path, e)) from e
+        raise ConfigError(_format_validation_error(path, e)) from None  # pydantic repeats inputs: secrets
 
 
 def config_reference() -> str:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.config import PostgresConfig, export_secrets, redact
+from pipeline.config import PG_DSN_ENV, PostgresConfig, export_secrets, redact
 from pipeline.errors import ConfigError, ExportError
 from pipeline.export.files import CRM_COLUMNS, crm_frame
 
-DSN_ENV = "CHURN_PG_DSN"
+DSN_ENV = PG_DSN_ENV
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _COLUMN_TYPES = {
     "customer_id": "text NOT NULL",

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import requests
 
-from pipeline.config import WebhookConfig, export_secrets, redact
+from pipeline.config import WEBHOOK_URL_ENV, WebhookConfig, export_secrets, redact
 from pipeline.errors import ConfigError
 from pipeline.export.files import crm_frame
 from pipeline.io import atomic_write_json
@@ -41,7 +41,7 @@ class _RedactingFilter(logging.Filter):
 
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactingFilter())
 
-URL_ENV = "CHURN_WEBHOOK_URL"
+URL_ENV = WEBHOOK_URL_ENV
 LEDGER_NAME = "webhook_ledger.json"
 # Statuses worth retrying: server errors, plus the two 4xx that mean "not now" rather than "never".
 _RETRY_4XX = {408, 429}

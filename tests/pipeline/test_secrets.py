@@ -56,6 +56,22 @@ def test_config_secrets_are_secretstr_and_dumps_show_them_redacted():
     assert public["tracking"]["uri"] == "postgresql://mlflow:***@db/mlflow"
 
 
+def test_a_config_error_about_a_secret_shows_it_redacted(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"export:\n  webhook:\n    url: ['https://crm.example.com/hook?token={SECRET}']\n")
+    with pytest.raises(ConfigError, match=r"export\.webhook\.url") as err:
+        load_config(path)
+    assert "token=***" in str(err.value) and SECRET not in str(err.value)
+
+    path.write_text(f"export:\n  webhook:\n    url: [https://crm.example.com/hook?token={SECRET}]\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        load_config(path)
+    assert "token=***" in str(err.value) and SECRET not in str(err.value)
+
+
 class _DownEndpoint:
     """An endpoint on 127.0.0.1 that always answers 503 and echoes the request line (with its query string)
     in the body, as some proxies do."""
