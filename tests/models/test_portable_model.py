@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -128,7 +127,7 @@ def company_model(company, tmp_path_factory):
     table = write_feature_table(cfg)
     model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
     features = pd.read_parquet(table.path)
-    return cfg, table.path, model.predict(None, features)
+    return cfg, table.path, model, model.predict(None, features)
 
 
 def _clean_env() -> dict[str, str]:
@@ -153,7 +152,7 @@ np.save(sys.argv[3], p)
 
 @pytest.mark.slow
 def test_model_loads_and_predicts_in_a_fresh_venv_without_the_project(company_model, tmp_path):
-    cfg, features_path, expected = company_model
+    cfg, features_path, model, _ = company_model
     use_tracking(cfg.tracking_uri)
     model_dir = Path(
         mlflow.artifacts.download_artifacts(
@@ -162,7 +161,16 @@ def test_model_loads_and_predicts_in_a_fresh_venv_without_the_project(company_mo
     )
     outside = tmp_path / "elsewhere"  # not the repository: nothing of churn-pipeline on sys.path
     outside.mkdir()
-    shutil.copy(features_path, outside / "features.parquet")
+    # the table as written, plus what other producers of it add: an as_of column and an integer feature that
+    # arrives as nullable Int64 with NA
+    features = pd.read_parquet(features_path)
+    assert any(isinstance(d, pd.CategoricalDtype) for d in features.dtypes)
+    counts = next(c for c in model.feature_names if features[c].dtype == np.int64)
+    features[counts] = features[counts].astype("Int64")
+    features.loc[features.index[::9], counts] = pd.NA
+    features.insert(1, "as_of", pd.Timestamp("2024-12-31").date())
+    atomic_write_parquet(features, outside / "features.parquet")
+    expected = model.predict(None, features)
     venv = tmp_path / "venv"
     env = _clean_env()
 
@@ -198,7 +206,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_invocations(company_model, tmp_path):
-    cfg, features_path, expected = company_model
+    cfg, features_path, _, expected = company_model
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     port = _free_port()
     env = {**_clean_env(), "MLFLOW_TRACKING_URI": cfg.tracking_uri, "MLFLOW_REGISTRY_URI": cfg.tracking_uri}
