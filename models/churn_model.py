@@ -17,7 +17,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from models import explain
 from models.calibration import Calibrator
-from models.encoding import categorical_as_strings
+from models.encoding import categorical_as_strings, coerce_features
 from models.train import lightgbm_array
 from pipeline.errors import DataValidationError
 
@@ -60,6 +60,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     # -- scoring -------------------------------------------------------------------------------------------
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature columns of `frame` as the booster's float array (missing columns are an error)."""
+        frame = coerce_features(frame, self.feature_names, self.categories)
         if not isinstance(frame, pd.DataFrame):
             frame = pd.DataFrame(frame)
         missing = [f for f in self.feature_names if f not in frame.columns]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.errors import DataValidationError
+
 
 def _str_categories(col: pd.Series) -> pd.Series:
     """A category column whose categories are strings (cheap: only the categories are renamed)."""
@@ -33,3 +35,34 @@ def observed_categories(col: pd.Series) -> list[str]:
     """Sorted distinct non-missing values of `col` as strings."""
     s = _str_categories(col)
     return sorted(s.cat.remove_unused_categories().cat.categories.tolist())
+
+
+def coerce_features(frame, feature_names: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    """`frame` with every numeric feature in a type the booster path reads exactly as in training: object or
+    string columns (what MLflow's `AnyType` signature columns hand over: Python ints, floats, bools, None,
+    pd.NA; or JSON from `mlflow models serve`) become float64 with NaN for missing. Typed columns (float, int,
+    nullable Int64 with NA) and categoricals of any dtype (`with_categories` maps them) pass unchanged, so
+    in-process scoring copies nothing. Other columns are kept; missing features are left for the caller to
+    report. A numeric feature holding text is an error naming the column."""
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    converted, problems = {}, []
+    for name in feature_names:
+        if name not in frame.columns:
+            continue
+        col = frame[name]
+        # categoricals of any dtype go through `with_categories` in the booster path; typed numbers are read as is
+        if name in categories or (col.dtype != object and not isinstance(col.dtype, pd.StringDtype)):
+            continue
+        numbers = pd.to_numeric(col, errors="coerce").astype("float64")
+        bad = numbers.isna() & col.notna()
+        if bad.any():
+            examples = ", ".join(repr(v) for v in col[bad].drop_duplicates().head(3))
+            problems.append(
+                f"feature frame: numeric feature {name!r} holds non-numbers ({int(bad.sum())} rows, e.g. {examples}): "
+                f"send numbers or null"
+            )
+        converted[name] = numbers
+    if problems:
+        raise DataValidationError(problems)
+    return frame.assign(**converted) if converted else frame

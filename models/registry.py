@@ -14,20 +14,49 @@ from pathlib import Path
 
 import mlflow
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
+from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
+import models
+import pipeline
 from models import evaluate
-from models.churn_model import ChurnModel
+from models.churn_model import ChurnModel, mlflow_column_type
 from pipeline.errors import DataValidationError, ModelNotFoundError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
-_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle", "pyarrow")
+# Every distribution the logged model imports when it is loaded and predicts (unpickling ChurnModel imports
+# models.churn_model -> models.train / calibration / explain / evaluate / encoding -> pipeline.config and
+# pipeline.errors): the third-party half of a self-contained model; the other half is code_paths below.
+# tests/models/test_portable_model.py installs exactly these into an empty venv and predicts there.
+_REQUIREMENTS = (
+    "mlflow",
+    "cloudpickle",
+    "lightgbm",
+    "scikit-learn",
+    "scipy",
+    "threadpoolctl",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "pydantic-settings",
+    "pyyaml",
+)
+# The source packages the pickle refers to by module name (`models.churn_model.ChurnModel`, the calibrator,
+# pipeline.errors): logged as code_paths, which MLflow puts on sys.path before unpickling, so the model loads
+# where churn-pipeline is not installed (`mlflow models serve`, Spark UDF executors, another project).
+# Not models-from-code: the model's state (booster, fitted calibrator, training categories, drift reference)
+# is a fitted Python object that cloudpickle already serialises whole; a from-code model would need a second
+# serialisation of each part and a loader to keep in step with ChurnModel, for the same portability.
+_CODE_PACKAGES = (models, pipeline)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +93,8 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the pyfunc model (the `models` package of churn-pipeline must be importable too)."""
+    """Pinned requirements of the pyfunc model: each distribution it imports, at the installed version (as
+    MLflow pins its own inferred requirements)."""
     reqs = []
     for dist in _REQUIREMENTS:
         try:
@@ -74,8 +104,38 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
+def code_paths() -> list[str]:
+    """Directories of the packages the pickled model refers to (copied into the model's `code/`)."""
+    return [str(Path(pkg.__file__).parent) for pkg in _CODE_PACKAGES]
+
+
+def serving_signature(model: ChurnModel, example: pd.DataFrame) -> ModelSignature:
+    """The input schema MLflow enforces before `predict`, chosen so a feature frame as `churn features` writes
+    it passes (see below), and a float64 probability vector out.
+
+    MLflow 3 enforces column types itself (mlflow.models.utils._enforce_mlflow_datatype) and drops columns
+    the schema does not name (customer_id, as_of). What it accepts, checked against MLflow 3.17:
+    - a `category` column matches no MLflow type ("Can not safely convert category to <U0"), not even
+      'string' (object or StringDtype only);
+    - 'long' casts with astype(int64), which fails on a nullable Int64 column holding NA;
+    - 'double' takes only integers of at most 6 bytes, so int64 and Int64 columns fail too (unless all 0/1);
+    - optional columns (required=False) are still type-checked when present, so that does not help.
+    Hence: float features are 'double' (float32/64, Float64 with NA and small ints upcast safely); categorical,
+    integer and boolean features are AnyType, which MLflow passes through unchanged, and
+    `models.encoding.coerce_features` (first step of ChurnModel.matrix) turns them into what training read:
+    numbers to float64 with NaN, categories to the training categories. Names stay required."""
+    specs = []
+    for name in model.feature_names:
+        kind = None if name in model.categories else model.column_types.get(name)
+        if name not in model.categories and kind is None:
+            kind = mlflow_column_type(example[name].dtype)
+        specs.append(ColSpec("double", name) if kind in ("double", "float") else ColSpec(AnyType(), name))
+    return ModelSignature(inputs=Schema(specs), outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]))
+
+
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> ModelInfo:
-    """Log `model` as a pyfunc model in the active run, with a signature and an input example from `example`."""
+    """Log `model` as a self-contained pyfunc model in the active run: its source as code_paths, complete
+    pinned requirements, the serving signature and an input example from `example`."""
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     # MLflow warns about every pickled python_model; ChurnModel is our own class, so the warning is noise
@@ -84,9 +144,10 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> ModelInfo:
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=model,
-            signature=model.signature(example),
+            signature=serving_signature(model, example),
             input_example=model.input_frame(example.head(5)),
             pip_requirements=pip_requirements(),
+            code_paths=code_paths(),
         )
     finally:
         pyfunc_log.setLevel(level)

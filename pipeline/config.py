@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
 
@@ -252,8 +263,43 @@ class ScoringConfig(_Section):
         return v
 
 
+# -- secrets ------------------------------------------------------------------------------------------------
+REDACTED = "***"
+# scheme://user:password@ -> scheme://user:***@ (a URL or a postgres URL DSN)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*):[^\s@/]*@")
+# http(s)://token@host: a bare user part of a web URL is a credential (e.g. a token), not a login name
+_WEB_USER = re.compile(r"(?P<head>\bhttps?://)[^\s:/?#@]+@", re.IGNORECASE)
+# ?key=value / &key=value: every query value may be a token (token=, api_key=, sig=, password= ...)
+_QUERY_VALUE = re.compile(r"(?P<head>[?&][^\s=&#?]+=)[^\s&#'\"]+")
+# libpq key=value DSNs: password=secret or password='a secret'
+_LIBPQ_PASSWORD = re.compile(
+    r"(?P<head>(?<![\w.])(?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s'&]+)", re.IGNORECASE
+)
+
+
+def redact(text: str | SecretStr | None) -> str:
+    """`text` with every credential it may hold replaced by `***`: passwords in URL userinfo, query-string
+    values, libpq `password=`. The one redaction used for logs, messages, MLflow params and manifests."""
+    if text is None:
+        return ""
+    if isinstance(text, SecretStr):
+        text = text.get_secret_value()
+    text = _URL_PASSWORD.sub(rf"\g<head>:{REDACTED}@", str(text))
+    text = _WEB_USER.sub(rf"\g<head>{REDACTED}@", text)
+    text = _QUERY_VALUE.sub(rf"\g<head>{REDACTED}", text)
+    return _LIBPQ_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
+
+
+def _redacted(value: SecretStr | None) -> str | None:
+    # JSON dumps (MLflow params, the logged config.yaml, manifests) show where a secret points, never the secret
+    return None if value is None else redact(value)
+
+
 class WebhookConfig(_Section):
-    url: str | None = Field(None, description="Endpoint; env CHURN_WEBHOOK_URL overrides.")
+    url: SecretStr | None = Field(
+        None,
+        description="Endpoint (a secret: may carry a token; shown redacted); env CHURN_WEBHOOK_URL overrides.",
+    )
     batch_size: int = Field(500, ge=1, description="Records per POST.")
     max_retries: int = Field(
         5, ge=0, description="Retries of a batch on 5xx, 408/429, timeouts, connection errors."
@@ -261,17 +307,27 @@ class WebhookConfig(_Section):
     backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles on each retry.")
     timeout_seconds: float = Field(10.0, gt=0, description="Per-request timeout.")
     auth_header: str | None = Field(
-        None, description="Name of an env variable holding an Authorization header value."
+        None,
+        description="Name of an env variable holding an Authorization header value (the value never enters "
+        "the config).",
     )
+
+    _dump_url = field_serializer("url", when_used="json")(lambda self, v: _redacted(v))
 
 
 class PostgresConfig(_Section):
-    dsn: str | None = Field(None, description="libpq DSN; env CHURN_PG_DSN overrides.")
+    dsn: SecretStr | None = Field(
+        None,
+        description="libpq DSN or postgresql:// URL (a secret: shown with its password redacted); env "
+        "CHURN_PG_DSN overrides.",
+    )
     table: str = Field(
         "churn_at_risk",
         description="Target table (optionally schema.table), created if missing.",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
     )
+
+    _dump_dsn = field_serializer("dsn", when_used="json")(lambda self, v: _redacted(v))
 
 
 class ExportConfig(_Section):
@@ -305,6 +361,41 @@ class NoiseConfig(_Section):
         description="Extra customer columns of pure noise (noise_1, noise_2, ...: numbers and categories "
         "alternating).",
     )
+
+
+WEBHOOK_URL_ENV = "CHURN_WEBHOOK_URL"
+PG_DSN_ENV = "CHURN_PG_DSN"
+
+
+class ExportSecrets(BaseSettings):
+    """Secrets from the environment, read when an export runs; they override the config's values."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    webhook_url: SecretStr | None = Field(None, validation_alias=WEBHOOK_URL_ENV)
+    pg_dsn: SecretStr | None = Field(None, validation_alias=PG_DSN_ENV)
+
+
+def export_secrets() -> ExportSecrets:
+    """The export secrets set in the environment now (empty variables count as unset)."""
+    env = ExportSecrets()
+    return env.model_copy(
+        update={k: None for k, v in env if v is not None and not v.get_secret_value().strip()}
+    )
+
+
+def public_config(cfg: Config) -> dict[str, Any]:
+    """The config as JSON-ready data with every secret redacted (secret fields, and credentials inside any
+    other string such as a tracking URI with a password): what MLflow params and the logged config.yaml get."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return redact(value) if isinstance(value, str) else value
+
+    return walk(cfg.model_dump(mode="json"))
 
 
 class SimulationConfig(_Section):
@@ -391,7 +482,7 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
                 f"  - unknown key '{key}': remove it or check its spelling (see README, Config reference)"
             )
         else:
-            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  - {key}: {e['msg']} (got {redact(repr(e.get('input')))})")
     return "\n".join(lines)
 
 
@@ -405,13 +496,14 @@ def load_config(path: Path | str | None = None) -> Config:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        # the parser quotes the offending line, which may hold a secret
+        raise ConfigError(f"config file {path} is not valid YAML: {redact(str(e))}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(path, e)) from e
+        raise ConfigError(_format_validation_error(path, e)) from None  # pydantic repeats inputs: secrets
 
 
 def config_reference() -> str:

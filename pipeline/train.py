@@ -42,7 +42,7 @@ from models.train import (
     train_lightgbm,
     tune_lightgbm,
 )
-from pipeline.config import Config
+from pipeline.config import Config, public_config
 from pipeline.errors import ConfigError
 from pipeline.progress import Steps
 
@@ -133,7 +133,7 @@ def experiment_id(cfg: Config) -> str:
 
 
 def flatten_config(cfg: Config) -> dict[str, str]:
-    """Config as dotted MLflow params (`model.lightgbm.num_leaves` -> "31")."""
+    """Config as dotted MLflow params (`model.lightgbm.num_leaves` -> "31"), secrets redacted."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, value) -> None:
@@ -145,7 +145,7 @@ def flatten_config(cfg: Config) -> dict[str, str]:
         else:
             out[prefix] = str(value)
 
-    walk("", cfg.model_dump(mode="json"))
+    walk("", public_config(cfg))
     return out
 
 
@@ -368,7 +368,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
                     "n_features": len(features),
                 }
             )
-            mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config.yaml")
+            mlflow.log_text(yaml.safe_dump(public_config(cfg), sort_keys=False), "config.yaml")
             mlflow.log_dict(json.loads(json.dumps(manifest, default=str)), "training_set/manifest.json")
             mlflow.log_dict(
                 {"features": features, "categorical_features": categorical, "categories": fit.categories},

@@ -9,17 +9,16 @@ published list of each date.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.config import PostgresConfig
+from pipeline.config import PG_DSN_ENV, PostgresConfig, export_secrets, redact
 from pipeline.errors import ConfigError, ExportError
 from pipeline.export.files import CRM_COLUMNS, crm_frame
 
-DSN_ENV = "CHURN_PG_DSN"
+DSN_ENV = PG_DSN_ENV
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _COLUMN_TYPES = {
     "customer_id": "text NOT NULL",
@@ -53,8 +52,10 @@ class PostgresReport:
 
 
 def resolve_dsn(cfg: PostgresConfig) -> str:
-    """The DSN: env CHURN_PG_DSN overrides `export.postgres.dsn`."""
-    dsn = os.environ.get(DSN_ENV) or cfg.dsn
+    """The DSN: env CHURN_PG_DSN overrides `export.postgres.dsn`. The result is a secret (it may hold a
+    password): only `redact_dsn(dsn)` may appear in a message, a log line or a file."""
+    secret = export_secrets().pg_dsn or cfg.dsn
+    dsn = secret.get_secret_value().strip() if secret is not None else ""
     if not dsn:
         raise ConfigError(
             f"no PostgreSQL DSN: set export.postgres.dsn in the config or the {DSN_ENV} environment variable, "
@@ -64,15 +65,8 @@ def resolve_dsn(cfg: PostgresConfig) -> str:
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        parts = conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparsable DSN>"
-    parts.pop("password", None)
-    return " ".join(f"{k}={v}" for k, v in sorted(parts.items()))
+    """The DSN with its password redacted (libpq key=value or postgresql:// URL), for messages."""
+    return redact(dsn)
 
 
 def _table_identifier(name: str):
@@ -142,12 +136,12 @@ def upsert(at_risk: pd.DataFrame, as_of: dt.date, cfg: PostgresConfig) -> Postgr
             removed = cur.rowcount
     except psycopg.OperationalError as e:
         raise ExportError(
-            f"cannot reach PostgreSQL ({redact_dsn(dsn)}): {str(e).strip()}; check export.postgres.dsn / {DSN_ENV} "
+            f"cannot reach PostgreSQL ({redact_dsn(dsn)}): {redact(str(e).strip())}; check export.postgres.dsn / {DSN_ENV} "
             "and that the server is running. Nothing was written."
         ) from e
     except psycopg.Error as e:
         raise ExportError(
-            f"PostgreSQL export into {cfg.table} failed and was rolled back: {str(e).strip()}. If the table exists "
+            f"PostgreSQL export into {cfg.table} failed and was rolled back: {redact(str(e).strip())}. If the table exists "
             f"with another layout, give export.postgres.table a new name or align it to columns {cols}."
         ) from e
     return PostgresReport(

@@ -17,19 +17,31 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
 
-from pipeline.config import WebhookConfig
+from pipeline.config import WEBHOOK_URL_ENV, WebhookConfig, export_secrets, redact
 from pipeline.errors import ConfigError
 from pipeline.export.files import crm_frame
 from pipeline.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-URL_ENV = "CHURN_WEBHOOK_URL"
+
+class _RedactingFilter(logging.Filter):
+    """Redacts a record before it reaches any handler: urllib3 logs each request line (path and query string,
+    so any token in the URL) at DEBUG, which a verbose run would otherwise write out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactingFilter())
+
+URL_ENV = WEBHOOK_URL_ENV
 LEDGER_NAME = "webhook_ledger.json"
 # Statuses worth retrying: server errors, plus the two 4xx that mean "not now" rather than "never".
 _RETRY_4XX = {408, 429}
@@ -94,8 +106,10 @@ class WebhookReport:
 
 
 def resolve_url(cfg: WebhookConfig) -> str:
-    """The endpoint: env CHURN_WEBHOOK_URL overrides `export.webhook.url`."""
-    url = os.environ.get(URL_ENV) or cfg.url
+    """The endpoint: env CHURN_WEBHOOK_URL overrides `export.webhook.url`. The result is a secret (it may
+    carry a token): only `redact(url)` may appear in a message, a log line or a file."""
+    secret = export_secrets().webhook_url or cfg.url
+    url = secret.get_secret_value().strip() if secret is not None else ""
     if not url:
         raise ConfigError(
             f"no webhook URL: set export.webhook.url in the config or the {URL_ENV} environment variable"
@@ -106,15 +120,6 @@ def resolve_url(cfg: WebhookConfig) -> str:
             f"webhook URL {redact(url)!r} is not an http(s) URL, e.g. https://crm.example.com/hooks/churn"
         )
     return url
-
-
-def redact(url: str) -> str:
-    """The URL without credentials or query string (which may hold tokens), for messages and the ledger."""
-    p = urlsplit(url)
-    host = p.hostname or ""
-    if p.port:
-        host = f"{host}:{p.port}"
-    return urlunsplit((p.scheme, host, p.path, "", ""))
 
 
 def idempotency_keys(at_risk: pd.DataFrame) -> pd.Series:
@@ -228,11 +233,14 @@ def _post_with_retries(
         except requests.Timeout:
             reason = f"no answer within {cfg.timeout_seconds:g}s (export.webhook.timeout_seconds)"
         except requests.ConnectionError as e:
-            reason = f"connection failed: {type(e).__name__}: {str(e)[:200]}"
+            # requests puts the request path and its query string (with any token) into the message
+            reason = f"connection failed: {type(e).__name__}: {redact(str(e))[:200]}"
+        except requests.RequestException as e:  # e.g. a broken chunked answer; its message may hold the URL
+            reason = f"request failed: {type(e).__name__}: {redact(str(e))[:200]}"
         else:
             if 200 <= resp.status_code < 300:
                 return True, "", False, attempt
-            reason = f"HTTP {resp.status_code} {resp.reason}: {resp.text[:200]!r}"
+            reason = f"HTTP {resp.status_code} {resp.reason}: {redact(resp.text[:200])!r}"
             if resp.status_code < 500 and resp.status_code not in _RETRY_4XX:
                 return False, reason, True, attempt
             retry_after = resp.headers.get("Retry-After", "")

@@ -310,3 +310,29 @@ def test_cli_webhook_failure_prints_report_and_exits_7(tmp_path, monkeypatch):
     assert result.exit_code == ExportError.exit_code, result.output
     assert "5 of 10 records acknowledged" in result.output and "HTTP 422" in result.output
     assert result.output.count("records acknowledged") == 1, "the report is printed once"
+
+
+def test_webhook_token_in_the_url_stays_out_of_logs_errors_and_the_ledger(tmp_path, caplog):
+    import logging
+
+    token = "tok9Secret4Q"
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    with Receiver(fail_first={2: 503}) as rx:
+        cfg = _webhook_cfg(tmp_path, f"{rx.url}?token={token}", max_retries=1)
+        publish(cfg, make_at_risk(20))
+        ok = run_export(cfg, AS_OF, "webhook")  # batch 2 retried once, then acknowledged
+        url = rx.url
+    assert ok.delivered == 20 and ok.destination.endswith("/hooks/churn?token=***")
+    publish(cfg, make_at_risk(20, seed=9))  # re-scored: everything is sent again, to a closed port
+    with pytest.raises(ExportError) as err:
+        run_export(cfg, AS_OF, "webhook")
+    assert "connection failed" in str(err.value) and "token=***" in str(err.value)
+    assert any("retry 1/1" in r.getMessage() for r in caplog.records)
+    assert any(
+        url.split("//")[1].split("/")[0] in r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("urllib3")
+    )
+    assert token not in str(err.value) and token not in caplog.text
+    assert token not in (score_dir(cfg.workdir, AS_OF) / LEDGER_NAME).read_text()

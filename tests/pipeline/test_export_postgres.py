@@ -156,3 +156,13 @@ def test_unreachable_server_and_bad_schema_are_export_errors(tmp_path, pg_dsn, m
     missing_schema = _cfg(tmp_path, pg_dsn, table="nowhere.at_risk")
     with pytest.raises(ExportError, match="nowhere.at_risk"):
         run_export(missing_schema, AS_OF, "postgres")
+
+
+def test_postgres_url_dsn_from_env_is_shown_with_its_password_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_PG_DSN", "postgresql://churn:s3cret@127.0.0.1:1/crm?connect_timeout=2")
+    cfg = Config(workdir=tmp_path / "work")
+    publish(cfg, make_at_risk(3))
+    with pytest.raises(ExportError, match="cannot reach PostgreSQL") as err:
+        run_export(cfg, AS_OF, "postgres")
+    assert "postgresql://churn:***@127.0.0.1:1/crm?connect_timeout=***" in str(err.value)
+    assert "s3cret" not in str(err.value)
