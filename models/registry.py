@@ -27,6 +27,7 @@ import models
 import pipeline
 from models import evaluate
 from models.churn_model import ChurnModel, mlflow_column_type
+from pipeline.config import redact
 from pipeline.errors import DataValidationError, ModelNotFoundError
 
 CHAMPION = "champion"
@@ -255,7 +256,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> tupl
     fix = "run `churn train` first"
     db = sqlite_path(tracking_uri)
     if db is not None and not db.is_file():
-        raise ModelNotFoundError(f"no MLflow store at {db} (tracking URI {tracking_uri}): {fix}")
+        raise ModelNotFoundError(f"no MLflow store at {db} (tracking URI {redact(tracking_uri)}): {fix}")
     use_tracking(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
@@ -263,7 +264,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> tupl
     except MlflowException as e:
         if not _not_found(e):
             raise
-        raise ModelNotFoundError(f"no model registered as '{name}' in {tracking_uri}: {fix}") from None
+        raise ModelNotFoundError(f"no model registered as '{name}' in {redact(tracking_uri)}: {fix}") from None
 
     def available() -> list[int]:
         return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
