@@ -421,15 +421,19 @@ class _Encoding:
                 b = np.searchsorted(self.edges[j], np.where(miss, 0.0, col), side="right")
                 level[:, j] = np.where(miss, self.levels[j] - 1, b)
         cols = level + self.offsets[None, :]
-        onehot = sparse.csr_matrix(
-            (np.ones(n * f), cols.ravel(), np.arange(0, n * f + 1, f)), shape=(n, self.n_onehot)
+        m = len(self.numeric)
+        if m:
+            lin = np.clip(_signed_log(x[:, self.numeric]), self.lin_lo, self.lin_hi)
+            lin = np.where(np.isfinite(lin), (lin - self.lin_center) / self.lin_scale, 0.0)
+            cols = np.hstack([cols, np.broadcast_to(self.n_onehot + np.arange(m), (n, m))])
+            data = np.hstack([np.ones((n, f)), lin])
+        else:
+            data = np.ones((n, f))
+        # one row = its f one-hot entries then its linear terms: the CSR arrays directly, no stacking
+        width = f + m
+        return sparse.csr_matrix(
+            (data.ravel(), cols.ravel(), np.arange(0, n * width + 1, width)), shape=(n, self.width)
         )
-        if not len(self.numeric):
-            return onehot
-        lin = _signed_log(x[:, self.numeric])
-        lin = np.clip(lin, self.lin_lo, self.lin_hi)
-        lin = np.where(np.isfinite(lin), (lin - self.lin_center) / self.lin_scale, 0.0)
-        return sparse.hstack([onehot, sparse.csr_matrix(lin)], format="csr")
 
 
 def _signed_log(v: np.ndarray) -> np.ndarray:
@@ -507,7 +511,8 @@ class LogisticFitted(Fitted):
 
 
 def _logistic(c: float, seed: int) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=300, tol=1e-4, random_state=seed, warm_start=True)
+    # tol 1e-3: on the demo 14 instead of 62 L-BFGS iterations for the same validation PR-AUC (0.141)
+    return LogisticRegression(C=c, max_iter=300, tol=1e-3, random_state=seed, warm_start=True)
 
 
 @register
