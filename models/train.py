@@ -117,8 +117,32 @@ class Trained:
 
     def predict(self, name: str, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities of candidate `name` (final fit) for the rows of `frame`."""
+        return self.predict_all(frame, [name])[name]
+
+    def predict_all(self, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+        """Calibrated probabilities of several candidates, from one feature matrix; a blend reuses its
+        members' log-odds."""
         x = lightgbm_array(frame, self.schema.feature_names, self.categories)
-        return self.calibrators[name].transform(self.selection.final[name].predict_raw(x))
+        final = self.selection.final
+        log_odds: dict[str, np.ndarray] = {}
+        for name in self.selection.final:  # members come before the blends that combine them
+            fit = final[name]
+            weights = getattr(fit, "weights", None)
+            if weights is not None and all(m in log_odds for m in weights):
+                log_odds[name] = sum(w * log_odds[m] for m, w in weights.items())
+            elif name in names or any(name in getattr(final[n], "weights", {}) for n in names):
+                log_odds[name] = fit.log_odds(x)
+        out = {}
+        for name in names:
+            fit = final[name]
+            # LightGBM's own probabilities are bit-identical to the registered model's predict_raw
+            raw = (
+                fit.predict_raw(x)
+                if fit.booster is not None and fit.name == "lightgbm"
+                else sigmoid(log_odds[name])
+            )
+            out[name] = self.calibrators[name].transform(raw)
+        return out
 
 
 def train_candidates(

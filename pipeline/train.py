@@ -313,7 +313,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             },
         )
         labels = split.test["label"].to_numpy()
-        scores = {name: trained.predict(name, split.test) for name in sel.listed}
+        scores = trained.predict_all(split.test, sel.listed)
         scores[chosen] = model.predict(None, split.test)
         baselines = _baseline_probabilities(split, cfg)
         scores.update(baselines)
@@ -508,8 +508,15 @@ def _log_selection(trained: Trained) -> None:
         curves = [f.curve for f in lgbm.fold_fits if getattr(f, "curve", None)]
         if curves:
             mlflow.log_figure(plots.learning_curve_figure(curves), "plots/learning_curve.png")
-            for i, value in enumerate(curves[0]):
-                mlflow.log_metric("valid_lightgbm_curve_logloss", value, step=i + 1)
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            history = [
+                Metric("valid_lightgbm_curve_logloss", float(v), now, i + 1) for i, v in enumerate(curves[0])
+            ]
+            run_id = mlflow.active_run().info.run_id
+            for i in range(0, len(history), 1000):  # one write per 1000 points, not one per iteration
+                MlflowClient().log_batch(run_id, metrics=history[i : i + 1000])
 
 
 def run_evaluation(cfg: Config, version: str | None = None, *, progress: bool = False) -> EvaluationResult:
