@@ -437,8 +437,13 @@ class _Encoding:
 
 
 def _signed_log(v: np.ndarray) -> np.ndarray:
+    """sign(v) x log(1 + |v|) (NaN stays NaN), in place on a fresh C-ordered copy of `v`."""
+    out = np.ascontiguousarray(v, dtype=np.float64).copy()
     with np.errstate(invalid="ignore"):
-        return np.sign(v) * np.log1p(np.abs(v))
+        np.abs(out, out=out)
+        np.log1p(out, out=out)
+        np.copysign(out, v, out=out)
+    return out
 
 
 def fit_encoding(x: np.ndarray, schema: Schema, bins: int = _BINS) -> _Encoding:
@@ -459,14 +464,12 @@ def fit_encoding(x: np.ndarray, schema: Schema, bins: int = _BINS) -> _Encoding:
         edges.append(e)
         levels.append(len(e) + 2)  # bins + missing
     lin = _signed_log(x[:, numeric]) if numeric else np.zeros((len(x), 0))
-    lo, hi = (
-        np.nanmin(np.where(np.isfinite(lin), lin, np.nan), axis=0),
-        np.nanmax(np.where(np.isfinite(lin), lin, np.nan), axis=0),
-    )
-    lin = np.clip(lin, lo, hi)
-    lin = np.where(np.isfinite(lin), lin, np.nan)
-    center = np.nan_to_num(np.nanmean(lin, axis=0))
-    scale = np.nan_to_num(np.nanstd(lin, axis=0))
+    lin[np.isinf(lin)] = np.nan  # infinite inputs count as missing, like in `transform`
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: its statistics are 0
+        lo, hi = np.nanmin(lin, axis=0), np.nanmax(lin, axis=0)
+        center = np.nan_to_num(np.nanmean(lin, axis=0))
+        scale = np.nan_to_num(np.nanstd(lin, axis=0))
     scale[scale == 0] = 1.0
     offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
     return _Encoding(
