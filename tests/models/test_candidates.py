@@ -231,3 +231,19 @@ def test_select_works_on_a_single_out_of_time_fold_without_refit():
     assert sel.final["logistic"] is sel.developed["logistic"].fold_fits[0]
     assert np.isnan(sel.developed["logistic"].oof[:400]).all()
     assert np.isfinite(sel.developed["logistic"].oof[400:]).all()
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "logistic", "blend"])
+def test_calibration_fitted_on_validation_keeps_the_order_of_the_raw_score(developed, name):
+    trained, split = developed
+    x = lightgbm_array(split.test, FEATURES, trained.categories)
+    raw = trained.selection.final[name].predict_raw(x)
+    p = trained.predict(name, split.test)
+    assert np.array_equal(np.argsort(p, kind="stable"), np.argsort(raw, kind="stable"))
+    assert len(np.unique(p)) == len(np.unique(raw))  # strictly: no two raw scores merged into one step
+    # fitted on the validation predictions of the fit before the refit
+    dev = trained.selection.developed[name]
+    rows = trained.selection.valid_rows
+    y = split.development["label"].to_numpy()[rows]
+    calibrated = trained.calibrators[name].transform(sigmoid(dev.oof[rows]))
+    assert abs(calibrated.mean() - y.mean()) < 0.01
