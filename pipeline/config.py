@@ -133,7 +133,7 @@ class LightGBMConfig(_Section):
     colsample_bytree: float = Field(0.8, gt=0, le=1, description="Share of features sampled per tree.")
     reg_lambda: float = Field(1.0, ge=0, description="L2 regularisation.")
     early_stopping_rounds: int = Field(
-        50, ge=1, description="Stop after this many rounds without validation gain."
+        30, ge=1, description="Stop after this many rounds without validation gain."
     )
     num_threads: int = Field(
         0,

@@ -247,3 +247,17 @@ def test_calibration_fitted_on_validation_keeps_the_order_of_the_raw_score(devel
     y = split.development["label"].to_numpy()[rows]
     calibrated = trained.calibrators[name].transform(sigmoid(dev.oof[rows]))
     assert abs(calibrated.mean() - y.mean()) < 0.01
+
+
+def test_large_sets_refit_only_the_chosen_candidate(monkeypatch):
+    import models.candidates as candidates
+
+    frame = _frame(1500, seed=10, signal="linear")
+    cfg = _cfg(promotion_metric="log_loss")
+    split = out_of_time_split(frame, cfg)
+    monkeypatch.setattr(candidates, "REFIT_ALL_MAX_ROWS", 100)
+    sel = train_candidates(split, [f"x{i}" for i in range(6)], [], cfg).selection
+    assert sel.chosen == "logistic"
+    assert sel.final["lightgbm"] is sel.developed["lightgbm"].fold_fits[0]
+    assert "not refitted" in sel.developed["lightgbm"].note
+    assert all(sel.final["logistic"] is not f for f in sel.developed["logistic"].fold_fits)
