@@ -1,4 +1,5 @@
-"""The deployable churn model: booster + calibrator + the feature contract, as an MLflow pyfunc model.
+"""The deployable churn model: the chosen candidate (`models.candidates`: LightGBM, logistic, blend, ...) +
+calibrator + the feature contract, as an MLflow pyfunc model.
 
 Categorical features travel as strings in the MLflow signature (a `category` dtype is a pandas detail MLflow
 cannot declare); `predict` accepts strings, objects or `category` columns and casts them to the categories
@@ -17,6 +18,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from models import explain
 from models.calibration import Calibrator
+from models.candidates import Fitted
 from models.encoding import categorical_as_strings, coerce_features
 from models.train import lightgbm_array
 from pipeline.errors import DataValidationError
@@ -39,7 +41,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def __init__(
         self,
-        booster: lgb.Booster,
+        estimator: Fitted,
         calibrator: Calibrator,
         feature_names: list[str],
         categorical_features: list[str],
@@ -48,7 +50,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         metadata: dict,
         column_types: dict[str, str] | None = None,
     ):
-        self.booster = booster
+        self.estimator = estimator
         self.calibrator = calibrator
         self.feature_names = list(feature_names)
         self.categorical_features = [f for f in feature_names if f in set(categorical_features)]
@@ -57,9 +59,32 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.metadata = dict(metadata)
         self.column_types = dict(column_types or {})
 
+    def __setstate__(self, state: dict) -> None:
+        # versions registered before candidates held a bare LightGBM booster: wrap it, so the promotion gate
+        # can still re-score such a champion
+        if "estimator" not in state and "booster" in state:
+            from models.candidates import LightGBMFitted
+
+            booster = state.pop("booster")
+            state["estimator"] = LightGBMFitted(
+                model=booster, best_iteration=booster.num_trees(), settings={}
+            )
+        self.__dict__.update(state)
+
+    @property
+    def booster(self) -> lgb.Booster | None:
+        """The LightGBM booster of the model (a blend's LightGBM member), None for models without trees."""
+        return self.estimator.booster
+
+    @property
+    def candidate(self) -> str:
+        """Name of the candidate type (`models.candidates.CANDIDATES`)."""
+        return self.estimator.name
+
     # -- scoring -------------------------------------------------------------------------------------------
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """The feature columns of `frame` as the booster's float array (missing columns are an error)."""
+        """The feature columns of `frame` as the model's float array (category codes of the training categories,
+        NaN for missing or unseen; missing columns are an error)."""
         frame = coerce_features(frame, self.feature_names, self.categories)
         if not isinstance(frame, pd.DataFrame):
             frame = pd.DataFrame(frame)
@@ -75,8 +100,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         return lightgbm_array(frame, self.feature_names, self.categories)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated booster probabilities."""
-        return self.booster.predict(self.matrix(frame))
+        """Uncalibrated model probabilities."""
+        return self.estimator.predict_raw(self.matrix(frame))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         """Calibrated churn probabilities, one per row of `model_input`."""
@@ -89,11 +114,14 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def contributions(
         self, frame: pd.DataFrame, include_bias: bool = False, method: explain.Attribution = "treeshap"
     ) -> pd.DataFrame:
-        """Per-feature contributions in raw log-odds (`explain.contributions`: TreeSHAP or path), one column
-        per feature, same index as `frame`; `include_bias` adds the bias as column `_bias`."""
-        return explain.contributions(
-            self.booster, self.matrix(frame), include_bias=include_bias, index=frame.index, method=method
-        )
+        """Per-feature contributions in raw log-odds, one column per feature, same index as `frame`;
+        `include_bias` adds the bias as column `_bias` (contributions + bias = raw log-odds). `method`
+        (TreeSHAP or path, `models.explain`) applies to trees; linear models' contributions are exact."""
+        values = self.estimator.contributions(self.matrix(frame), method=method)
+        out = pd.DataFrame(values[:, :-1], index=frame.index, columns=self.feature_names)
+        if include_bias:
+            out[explain.BIAS_COLUMN] = values[:, -1]
+        return out
 
     # -- MLflow contract -------------------------------------------------------------------------------------
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -212,3 +212,35 @@ def reliability_table(y_true, p, n_bins: int = 10) -> pd.DataFrame:
     mean_p = np.bincount(bins, weights=q, minlength=n_bins)[keep] / count[keep]
     rate = np.bincount(bins, weights=y, minlength=n_bins)[keep] / count[keep]
     return pd.DataFrame({"mean_predicted": mean_p, "observed_rate": rate, "rows": count[keep]})
+
+
+def baseline_scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Non-learned churn scores of a feature frame, higher = riskier, for comparison with the models:
+    `recency` (days_since_last_event; never active counts as the longest gap) and, when the frame has BG/NBD
+    columns, 1 - `btyd_p_alive*` and -`btyd_expected_events*` under their column names. Absent columns are
+    skipped."""
+    out: dict[str, np.ndarray] = {}
+    if "days_since_last_event" in frame.columns:
+        days = pd.to_numeric(frame["days_since_last_event"], errors="coerce").to_numpy(dtype=np.float64)
+        finite = np.isfinite(days)
+        fill = (np.max(days[finite]) + 1.0) if finite.any() else 0.0
+        out["recency"] = np.where(finite, days, fill)
+    for col in frame.columns:
+        if not (col.startswith("btyd_p_alive") or col.startswith("btyd_expected_events")):
+            continue
+        v = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        score = 1.0 - v if col.startswith("btyd_p_alive") else -v
+        finite = np.isfinite(score)
+        out[col] = np.where(finite, score, np.nanmedian(score) if finite.any() else 0.0)
+    return out
+
+
+def squash(score: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """A strictly increasing map of an arbitrary score into (0, 1) (logistic of the score standardised by the
+    reference's median and spread), so it can be calibrated like a probability."""
+    ref = np.asarray(reference, dtype=np.float64)
+    center = float(np.median(ref)) if ref.size else 0.0
+    spread = float(np.subtract(*np.percentile(ref, [75, 25]))) if ref.size else 1.0
+    spread = spread if spread > 0 else (float(np.std(ref)) or 1.0)
+    z = np.clip((np.asarray(score, dtype=np.float64) - center) / spread, -30, 30)
+    return 1.0 / (1.0 + np.exp(-z))

@@ -112,15 +112,16 @@ def calibration_figure(curves: Curves, n_bins: int = 10) -> Figure:
 
 
 def importance_figure(importance: pd.DataFrame, top: int = 20) -> Figure:
-    """Mean |contribution| (log-odds) and gain share of the top features."""
+    """Mean |contribution| (log-odds) and, for trees, gain share of the top features."""
     t = importance.head(top).iloc[::-1]
     has_contrib = "mean_abs_contribution" in t.columns
-    fig, axes = _figure(
-        11 if has_contrib else 6.5, max(3.0, 0.3 * len(t) + 1.2), ncols=2 if has_contrib else 1
-    )
-    ax_gain = axes[-1]
-    ax_gain.barh(t["feature"], t["gain_share"], color="#7f7f7f")
-    ax_gain.set(xlabel="share of total split gain", title="Gain importance")
+    has_gain = "gain_share" in t.columns
+    ncols = int(has_contrib) + int(has_gain)
+    fig, axes = _figure(11 if ncols == 2 else 6.5, max(3.0, 0.3 * len(t) + 1.2), ncols=max(ncols, 1))
+    if has_gain:
+        ax_gain = axes[-1]
+        ax_gain.barh(t["feature"], t["gain_share"], color="#7f7f7f")
+        ax_gain.set(xlabel="share of total split gain", title="Gain importance")
     if has_contrib:
         axes[0].barh(t["feature"], t["mean_abs_contribution"], color="#1f77b4")
         axes[0].set(xlabel="mean |contribution| (log-odds)", title="Contribution importance")
@@ -195,4 +196,18 @@ def profit_figure(curves: Mapping[str, ProfitCurve]) -> Figure:
         title="Retention campaign profit (test)",
     )
     ax.legend(loc="best")
+    return fig
+
+
+def learning_curve_figure(curves: list[list[float]]) -> Figure:
+    """LightGBM validation log loss per boosting iteration (one line per fold), best iteration marked."""
+    fig, (ax,) = _figure()
+    for i, curve in enumerate(curves):
+        it = np.arange(1, len(curve) + 1)
+        label = "validation" if len(curves) == 1 else f"fold {i + 1}"
+        ax.plot(it, curve, lw=1.2, label=label)
+        best = int(np.argmin(curve))
+        ax.scatter([best + 1], [curve[best]], s=15, zorder=3)
+    ax.set(xlabel="boosting iteration", ylabel="validation log loss", title="LightGBM learning curve")
+    ax.legend(loc="upper right")
     return fig

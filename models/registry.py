@@ -264,7 +264,9 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> tupl
     except MlflowException as e:
         if not _not_found(e):
             raise
-        raise ModelNotFoundError(f"no model registered as '{name}' in {redact(tracking_uri)}: {fix}") from None
+        raise ModelNotFoundError(
+            f"no model registered as '{name}' in {redact(tracking_uri)}: {fix}"
+        ) from None
 
     def available() -> list[int]:
         return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))

@@ -111,7 +111,13 @@ class TrackingConfig(_Section):
 
 
 class LightGBMConfig(_Section):
-    num_leaves: int = Field(31, ge=2, description="Maximum leaves per tree.")
+    """LightGBM settings; `null` sizes a setting from the training rows (see `models.candidates.scaled_params`)."""
+
+    num_leaves: int | None = Field(
+        None,
+        ge=2,
+        description="Maximum leaves per tree; null = from the training positives (positives / 20, within 7..31).",
+    )
     max_depth: int = Field(
         6,
         ge=-1,
@@ -128,12 +134,17 @@ class LightGBMConfig(_Section):
     n_estimators: int = Field(
         400, ge=1, description="Maximum boosting rounds (early stopping usually ends sooner)."
     )
-    min_child_samples: int = Field(50, ge=1, description="Minimum customers in a leaf.")
+    min_child_samples: int | None = Field(
+        None,
+        ge=1,
+        description="Minimum customers in a leaf; null = from the training rows and positives "
+        "(max(sqrt(rows) / 4, 2 x rows / positives), within 10..200).",
+    )
     subsample: float = Field(0.8, gt=0, le=1, description="Share of rows sampled per tree.")
     colsample_bytree: float = Field(0.8, gt=0, le=1, description="Share of features sampled per tree.")
     reg_lambda: float = Field(1.0, ge=0, description="L2 regularisation.")
     early_stopping_rounds: int = Field(
-        50, ge=1, description="Stop after this many rounds without validation gain."
+        30, ge=1, description="Stop after this many rounds without validation gain."
     )
     num_threads: int = Field(
         0,
@@ -143,12 +154,41 @@ class LightGBMConfig(_Section):
     )
 
 
-class ModelConfig(_Section):
-    """Training, out-of-time split, calibration and promotion."""
+class TuningConfig(_Section):
+    """Optuna search over LightGBM settings (the logistic model's C is always chosen on validation)."""
 
+    trials: int = Field(
+        20,
+        ge=0,
+        description="Optuna (TPE, seeded, one job) trials over LightGBM settings; trial 0 is the configured/sized "
+        "settings, so tuning never ends worse on validation. 0 = off. Same data + seed + trials = same model "
+        "when the trial budget ends the search before `seconds` does.",
+    )
+    seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Time limit of the search (checked between trials; when it binds first, the result "
+        "depends on the machine's speed).",
+    )
+    max_rows: int = Field(
+        50_000,
+        ge=0,
+        description="Tune only when the development (non-test) rows are at most this many: with more data the "
+        "sized settings do well and each trial costs seconds. 0 = no limit.",
+    )
+
+
+class ModelConfig(_Section):
+    """Candidates, split (out-of-time, or cross-validation for a single snapshot), calibration, promotion."""
+
+    candidates: tuple[str, ...] = Field(
+        ("lightgbm", "logistic", "blend"),
+        description="Candidate models (models/candidates.py: lightgbm, logistic, blend); the best on validation "
+        "by promotion_metric is registered (ties: the first listed).",
+    )
     test_snapshots: int = Field(1, ge=1, description="Latest snapshots held out as the test set.")
     valid_snapshots: int = Field(
-        1, ge=1, description="Snapshots before the test ones, for early stopping and calibration."
+        1, ge=1, description="Snapshots before the test ones, for selection, early stopping and calibration."
     )
     gap_snapshots: int = Field(
         0,
@@ -156,17 +196,34 @@ class ModelConfig(_Section):
         description="Snapshots left out between training and validation, so training labels (which look "
         "horizon_days ahead) end before the held-out dates; 0 = none.",
     )
+    cv_folds: int = Field(
+        5,
+        ge=2,
+        le=20,
+        description="Single-snapshot training sets: customer-grouped, stratified folds over the non-test rows "
+        "(selection, early stopping, out-of-fold calibration) before the refit on all of them.",
+    )
     lightgbm: LightGBMConfig = LightGBMConfig()
+    tuning: TuningConfig = TuningConfig()
     calibration: Literal["isotonic", "sigmoid"] = Field(
         "isotonic",
-        description="Probability calibration fitted on the validation snapshots (sigmoid = Platt).",
+        description="Probability calibration fitted on validation (or out-of-fold) predictions (sigmoid = Platt).",
     )
-    tuning_trials: int = Field(0, ge=0, description="Random-search trials over LightGBM params (0 = off).")
     promotion_metric: Literal["roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift"] = Field(
         "pr_auc",
-        description="Metric a new version must beat the champion on (same test snapshots) to be promoted.",
+        description="Metric that chooses the candidate (validation), tunes it, and that a new version must "
+        "beat the champion on (same test snapshots) to be promoted.",
     )
-    seed: int = Field(42, description="Seed of training and search (same data + seed = same model).")
+    seed: int = Field(42, description="Seed of training, folds and search (same data + seed = same model).")
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_listed(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one candidate is needed, e.g. [lightgbm, logistic, blend]")
+        if len(set(v)) != len(v):
+            raise ValueError(f"candidates must be distinct, got {list(v)}")
+        return v
 
 
 class EvaluationConfig(_Section):

@@ -1,5 +1,6 @@
-"""Training and evaluation stages: training set -> split -> LightGBM + baseline -> calibration -> test metrics
--> one MLflow run (params, metrics, plots, pyfunc model) -> registry -> promotion gate.
+"""Training and evaluation stages: training set -> split -> candidates (LightGBM, logistic, blend, ...) developed
+on the folds, the best on validation chosen, calibrated and refitted -> test metrics of every candidate and
+baseline -> one MLflow run (params, metrics, plots, pyfunc model) -> registry -> promotion gate.
 
 Wiring only: the computations live in `models/`.
 """
@@ -19,7 +20,7 @@ import pandas as pd
 import yaml
 from mlflow.tracking import MlflowClient
 
-from models import evaluate, explain, plots
+from models import evaluate, plots
 from models.calibration import fit_calibrator
 from models.churn_model import ChurnModel, mlflow_column_type
 from models.drift import reference_profile
@@ -34,35 +35,30 @@ from models.registry import (
     use_tracking,
 )
 from models.split import Split, held_out_test, out_of_time_split
-from models.train import (
-    LightGBMFit,
-    predict_baseline,
-    predict_raw,
-    train_baseline,
-    train_lightgbm,
-    tune_lightgbm,
-)
+from models.train import Trained, train_candidates
 from pipeline.config import Config, public_config
 from pipeline.errors import ConfigError
 from pipeline.progress import Steps
 
 log = logging.getLogger(__name__)
 
-LGBM, BASELINE, ORACLE = "lgbm", "baseline", "oracle"
-DISPLAY = {LGBM: "LightGBM", BASELINE: "baseline", ORACLE: "oracle"}
+MODEL, ORACLE = "model", "oracle"
 _SUMMARY_ROWS = 3000  # customers in the contribution summary plot
 
 
 @dataclass
 class Evaluation:
-    """Test-set metrics and profit curves of each scorer (lgbm, baseline, oracle)."""
+    """Test-set metrics and profit curves of each scorer (candidates, baselines, oracle; `model` when a
+    registered version is evaluated); `chosen` is the scorer of the registered model."""
 
     metrics: dict[str, dict[str, float]]
     profit: dict[str, ProfitCurve]
-    ratios: dict[str, dict[str, float]]  # "lgbm_to_oracle" -> metric -> ratio
+    ratios: dict[str, dict[str, float]]  # "<scorer>_to_oracle" -> metric -> ratio
     test_snapshots: list[dt.date]
     rows: int
     oracle_note: str | None = None
+    chosen: str = MODEL
+    baselines: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,10 +80,14 @@ class TrainingResult:
     seconds: float
     tuning_trials: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    chosen: str = ""
+    reason: str = ""
+    valid_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def optimal_list_pct(self) -> int:
-        return self.evaluation.profit[LGBM].best_k_pct
+        return self.evaluation.profit[self.evaluation.chosen].best_k_pct
 
 
 @dataclass
@@ -179,6 +179,8 @@ def evaluate_scores(
     cfg: Config,
     test_snapshots: list[dt.date],
     note: str | None,
+    chosen: str = MODEL,
+    baselines: tuple[str, ...] = (),
 ) -> Evaluation:
     """Metrics, profit curves and ratios to the oracle of every scorer on the same test rows."""
     metrics = {
@@ -190,20 +192,28 @@ def evaluate_scores(
         for k in metrics:
             if k != ORACLE:
                 ratios[f"{k}_to_oracle"] = evaluate.ratios(metrics[k], metrics[ORACLE])
-    return Evaluation(metrics, profit, ratios, list(test_snapshots), int(len(labels)), note)
+    return Evaluation(
+        metrics, profit, ratios, list(test_snapshots), int(len(labels)), note, chosen, tuple(baselines)
+    )
 
 
 def _log_evaluation(ev: Evaluation) -> None:
+    """Test metrics as `test_<scorer>_<metric>` (and `test_model_<metric>` for the registered model)."""
     flat: dict[str, float] = {}
-    for k, m in ev.metrics.items():
-        flat.update({f"{k}_{name}": v for name, v in m.items() if np.isfinite(v)})
-        flat[f"{k}_profit_best_k_pct"] = ev.profit[k].best_k_pct
-        flat[f"{k}_profit_best"] = ev.profit[k].best_profit
+    named = dict(ev.metrics)
+    if ev.chosen != MODEL:
+        named[MODEL] = ev.metrics[ev.chosen]
+    for k, m in named.items():
+        flat.update({f"test_{k}_{name}": v for name, v in m.items() if np.isfinite(v)})
+        curve = ev.profit[ev.chosen if k == MODEL else k]
+        flat[f"test_{k}_profit_best_k_pct"] = curve.best_k_pct
+        flat[f"test_{k}_profit_best"] = curve.best_profit
     for k, r in ev.ratios.items():
-        flat.update({f"{k}_{name}": v for name, v in r.items()})
+        flat.update({f"test_{k}_{name}": v for name, v in r.items()})
     mlflow.log_metrics(flat)
     mlflow.log_dict(
         {
+            "chosen": ev.chosen,
             "metrics": ev.metrics,
             "ratios": ev.ratios,
             "profit_best_k_pct": {k: c.best_k_pct for k, c in ev.profit.items()},
@@ -226,17 +236,23 @@ def _log_figures(
     test: pd.DataFrame,
     seed: int,
 ) -> None:
-    curves = {DISPLAY[k]: (labels, p) for k, p in scores.items()}
+    curves = {_display(k, ev): (labels, p) for k, p in scores.items()}
     figures = {
         "roc.png": plots.roc_figure(curves),
         "precision_recall.png": plots.pr_figure(curves),
         "gains_lift.png": plots.gains_figure(curves),
-        "calibration.png": plots.calibration_figure(curves),
-        "profit_curve.png": plots.profit_figure({DISPLAY[k]: c for k, c in ev.profit.items()}),
+        "calibration.png": plots.calibration_figure(
+            {
+                _display(k, ev): v
+                for k, v in zip(scores, curves.values(), strict=True)
+                if k not in ev.baselines
+            }
+        ),
+        "profit_curve.png": plots.profit_figure({_display(k, ev): c for k, c in ev.profit.items()}),
     }
     sample = test.sample(n=min(_SUMMARY_ROWS, len(test)), random_state=seed) if len(test) else test
     contrib = model.contributions(sample)
-    importance = explain.global_importance(model.booster, contrib)
+    importance = model.estimator.importance(contrib)
     figures["feature_importance.png"] = plots.importance_figure(importance)
     figures["contribution_summary.png"] = plots.contribution_summary_figure(
         contrib, sample[model.feature_names], seed=seed
@@ -246,6 +262,10 @@ def _log_figures(
     mlflow.log_text(importance.to_csv(index=False), "evaluation/feature_importance.csv")
 
 
+def _display(key: str, ev: Evaluation) -> str:
+    return f"{key} (registered)" if key == ev.chosen and key != MODEL else key
+
+
 def _dates(values: list[dt.date]) -> list[str]:
     return [str(d) for d in values]
 
@@ -253,7 +273,7 @@ def _dates(values: list[dt.date]) -> list[str]:
 # -- stages -------------------------------------------------------------------------------------------------
 def run_training(cfg: Config, *, progress: bool = False) -> TrainingResult:
     """Train, evaluate, log, register and gate one churn model (see module docstring)."""
-    steps = Steps(total=9, progress=progress, title="training")
+    steps = Steps(total=7, progress=progress, title="training")
     try:
         return _train(cfg, steps)
     finally:
@@ -268,61 +288,42 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
         manifest = ts.manifest
         features = list(manifest["features"])
         categorical = list(manifest.get("categorical_features", []))
-    with steps.step("out-of-time split"):
+    with steps.step("split"):
         split: Split = out_of_time_split(ts.frame, mc)
         log.debug("%s", split.strategy)
 
-    with steps.step("LightGBM"):
-        trials = None
-        if mc.tuning_trials > 0:
-            tuned = tune_lightgbm(
-                split.train,
-                split.valid,
-                features,
-                categorical,
-                mc,
-                on_trial=lambda i, n: steps.note(f"LightGBM random search: trial {i + 1}/{n} done"),
-            )
-            fit: LightGBMFit = tuned.best
-            trials = tuned.trials
-        else:
-            fit = train_lightgbm(split.train, split.valid, features, categorical, mc.lightgbm, mc.seed)
-    with steps.step("logistic-regression baseline"):
-        baseline = train_baseline(split.train, features, categorical, mc.seed)
-    with steps.step(f"calibration ({mc.calibration})"):
-        calibrator = fit_calibrator(
-            predict_raw(fit, split.valid, features), split.valid["label"].to_numpy(), mc.calibration
+    with steps.step(f"candidates ({', '.join(mc.candidates)}): develop, choose, refit"):
+        trained: Trained = train_candidates(
+            split, features, categorical, mc, cfg.evaluation.list_size_pct, on_step=steps.note
         )
+        sel = trained.selection
+        chosen = sel.chosen
 
     with steps.step("test evaluation"):
         model = ChurnModel(
-            booster=fit.booster,
-            calibrator=calibrator,
+            estimator=trained.fitted(),
+            calibrator=trained.calibrators[chosen],
             feature_names=features,
             categorical_features=categorical,
-            categories=fit.categories,
-            reference=reference_profile(split.train, features, categorical),
+            categories=trained.categories,
+            reference=reference_profile(split.development, features, categorical),
             metadata={},
             column_types={
-                f: mlflow_column_type(split.train[f].dtype) for f in features if f not in categorical
+                f: mlflow_column_type(split.development[f].dtype) for f in features if f not in categorical
             },
         )
         labels = split.test["label"].to_numpy()
-        scores = {
-            LGBM: model.predict(None, split.test),
-            BASELINE: predict_baseline(baseline, split.test, features),
-        }
+        scores = trained.predict_all(split.test, sel.listed)
+        scores[chosen] = model.predict(None, split.test)
+        baselines = _baseline_probabilities(split, cfg)
+        scores.update(baselines)
         oracle, note = oracle_probabilities(cfg, split.test)
         if oracle is not None:
             scores[ORACLE] = oracle
-        ev = evaluate_scores(labels, scores, cfg, split.test_snapshots, note)
-        valid_raw = evaluate.classification_metrics(
-            split.valid["label"].to_numpy(),
-            predict_raw(fit, split.valid, features),
-            cfg.evaluation.list_size_pct,
-        )
+        ev = evaluate_scores(labels, scores, cfg, split.test_snapshots, note, chosen, tuple(baselines))
 
     exp_id = experiment_id(cfg)
+    chosen_fit = trained.fitted()
     with mlflow.start_run(
         experiment_id=exp_id, run_name=f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}"
     ) as run:
@@ -332,14 +333,17 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "data_fingerprint": manifest.get("data_fingerprint"),
             "training_set_fingerprint": manifest.get("fingerprint"),
-            "optimal_list_pct": ev.profit[LGBM].best_k_pct,
-            "metrics": ev.metrics[LGBM],
+            "optimal_list_pct": ev.profit[chosen].best_k_pct,
+            "metrics": ev.metrics[chosen],
+            "candidate": chosen,
+            "selection": sel.reason,
+            "settings": json.loads(json.dumps(chosen_fit.describe(), default=str)),
             "split": {"kind": split.kind, "strategy": split.strategy},
             "train_snapshots": _dates(split.train_snapshots),
             "valid_snapshots": _dates(split.valid_snapshots),
             "test_snapshots": _dates(split.test_snapshots),
             "calibration": mc.calibration,
-            "best_iteration": fit.best_iteration,
+            "best_iteration": _best_iteration(chosen_fit),
             "run_id": run_id,
         }
         with steps.step("MLflow: params, metrics, plots"):
@@ -349,41 +353,52 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
                     "split.kind": split.kind,
                     "data.fingerprint": str(manifest.get("data_fingerprint")),
                     "training_set.fingerprint": str(manifest.get("fingerprint")),
+                    "candidate.chosen": chosen,
+                    "candidate.reason": sel.reason,
                 }
             )
             mlflow.log_params(flatten_config(cfg))
-            mlflow.log_params(
-                {f"lgbm.{k}": json.dumps(v) if isinstance(v, list) else v for k, v in fit.params.items()}
-            )
+            for name, settings in sel.refit_settings.items():
+                mlflow.log_params(
+                    {
+                        f"{name}.{k}": json.dumps(v) if isinstance(v, list | dict) else v
+                        for k, v in settings.items()
+                    }
+                )
             mlflow.log_params(
                 {
-                    "lgbm.best_iteration": fit.best_iteration,
+                    "candidate.chosen": chosen,
                     "split.strategy": split.strategy,
                     "split.train_rows": len(split.train),
                     "split.valid_rows": len(split.valid),
                     "split.test_rows": len(split.test),
+                    "split.development_rows": trained.development_rows,
+                    "split.folds": len(split.folds or []),
                     "split.test_snapshots": ",".join(_dates(split.test_snapshots)),
                     "data.fingerprint": manifest.get("data_fingerprint"),
                     "training_set.fingerprint": manifest.get("fingerprint"),
                     "n_features": len(features),
                 }
             )
+            _log_training_input(split.development, features, manifest)
             mlflow.log_text(yaml.safe_dump(public_config(cfg), sort_keys=False), "config.yaml")
             mlflow.log_dict(json.loads(json.dumps(manifest, default=str)), "training_set/manifest.json")
             mlflow.log_dict(
-                {"features": features, "categorical_features": categorical, "categories": fit.categories},
+                {"features": features, "categorical_features": categorical, "categories": trained.categories},
                 "features.json",
             )
             mlflow.log_text(split.strategy + "\n", "split.txt")
-            mlflow.log_metrics({f"lgbm_valid_raw_{k}": v for k, v in valid_raw.items() if np.isfinite(v)})
-            if trials is not None:
-                mlflow.log_text(trials.to_csv(index=False), "tuning/trials.csv")
+            _log_selection(trained)
             _log_evaluation(ev)
             _log_figures(labels, scores, ev, model, split.test, mc.seed)
         with steps.step("MLflow: log and register the model"):
             info = log_churn_model(model, split.test if len(split.test) else split.train)
             client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
             version = register(client, info.model_uri, cfg.tracking.registered_model, run_id)
+            client.set_model_version_tag(cfg.tracking.registered_model, version, "candidate", chosen)
+            client.set_model_version_tag(
+                cfg.tracking.registered_model, version, "candidate.reason", sel.reason
+            )
         with steps.step("promotion gate"):
             metric = mc.promotion_metric
             decision = promotion_gate(
@@ -391,7 +406,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
                 cfg.tracking.registered_model,
                 version,
                 metric,
-                ev.metrics[LGBM][metric],
+                ev.metrics[chosen][metric],
                 split.test,
                 cfg.evaluation.list_size_pct,
             )
@@ -404,6 +419,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
                 }
             )
 
+    lgbm = sel.developed.get("lightgbm")
     return TrainingResult(
         run_id=run_id,
         experiment_id=exp_id,
@@ -414,13 +430,93 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
         evaluation=ev,
         strategy=split.strategy,
         split_sizes=split.sizes(),
-        best_iteration=fit.best_iteration,
+        best_iteration=_best_iteration(chosen_fit),
         features=features,
         training_set_fingerprint=str(manifest.get("fingerprint")),
         seconds=time.perf_counter() - start,
-        tuning_trials=mc.tuning_trials,
+        tuning_trials=0 if lgbm is None or lgbm.trials is None else len(lgbm.trials),
         timings=steps.timings,
+        chosen=chosen,
+        reason=sel.reason,
+        valid_metrics=sel.valid_metrics,
+        notes={n: d.note for n, d in sel.developed.items() if d.note},
     )
+
+
+def _best_iteration(fit) -> int | None:
+    booster = fit.booster
+    return None if booster is None else int(booster.num_trees())
+
+
+def _baseline_probabilities(split: Split, cfg: Config) -> dict[str, np.ndarray]:
+    """Non-learned baselines (`evaluate.baseline_scores`) on the test rows, as probabilities: each score is
+    mapped to (0, 1) and calibrated (isotonic) on the development rows; the order of the score is kept."""
+    dev_scores = evaluate.baseline_scores(split.development)
+    test_scores = evaluate.baseline_scores(split.test)
+    y = split.development["label"].to_numpy()
+    out = {}
+    for name, dev in dev_scores.items():
+        if name not in test_scores or len(np.unique(y)) < 2:
+            continue
+        cal = fit_calibrator(evaluate.squash(dev, dev), y, "isotonic")
+        out[name] = cal.transform(evaluate.squash(test_scores[name], dev))
+    return out
+
+
+def _log_training_input(development: pd.DataFrame, features: list[str], manifest: dict) -> None:
+    """The development rows as the run's training dataset: schema, row count and the training set's
+    fingerprint as digest (MLflow stores no copy of the rows and, given the digest, does not hash them)."""
+    from mlflow.models import infer_signature
+
+    dataset = mlflow.data.from_pandas(
+        development,
+        name=f"training_set-{manifest.get('fingerprint')}",
+        targets="label",
+        digest=str(manifest.get("fingerprint"))[:36] if manifest.get("fingerprint") else None,
+    )
+    # MLflow infers the schema from every row (11 s for the demo's 100k rows); the columns' types are the
+    # same in the first rows. `schema` is a cached property: setting it skips the full scan.
+    dataset.__dict__["schema"] = infer_signature(development.head(1000)).inputs
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_selection(trained: Trained) -> None:
+    """Validation metrics of every candidate (`valid_<candidate>_<metric>`), each search's trials, the
+    refit settings and the LightGBM learning curves."""
+    sel = trained.selection
+    flat = {}
+    for name, m in sel.valid_metrics.items():
+        flat.update({f"valid_{name}_{k}": v for k, v in m.items() if np.isfinite(v)})
+    mlflow.log_metrics(flat)
+    for name, dev in sel.developed.items():
+        if dev.trials is not None:
+            mlflow.log_text(dev.trials.to_csv(index=False), f"tuning/{name}_trials.csv")
+    mlflow.log_dict(
+        {
+            "chosen": sel.chosen,
+            "reason": sel.reason,
+            "listed": sel.listed,
+            "notes": {n: d.note for n, d in sel.developed.items()},
+            "settings": {n: d.settings for n, d in sel.developed.items()},
+            "refit_settings": sel.refit_settings,
+            "valid_metrics": sel.valid_metrics,
+        },
+        "selection.json",
+    )
+    lgbm = sel.developed.get("lightgbm")
+    if lgbm is not None:
+        curves = [f.curve for f in lgbm.fold_fits if getattr(f, "curve", None)]
+        if curves:
+            mlflow.log_figure(plots.learning_curve_figure(curves), "plots/learning_curve.png")
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            history = [
+                Metric("valid_lightgbm_curve_logloss", float(v), now, i + 1) for i, v in enumerate(curves[0])
+            ]
+            run_id = mlflow.active_run().info.run_id
+            for i in range(0, len(history), 1000):  # one write per 1000 points, not one per iteration
+                MlflowClient().log_batch(run_id, metrics=history[i : i + 1000])
 
 
 def run_evaluation(cfg: Config, version: str | None = None, *, progress: bool = False) -> EvaluationResult:
@@ -448,7 +544,7 @@ def _evaluate(cfg: Config, version: str | None, steps: Steps) -> EvaluationResul
         )
     with steps.step("score test snapshots"):
         labels = test["label"].to_numpy()
-        scores = {LGBM: model.predict(None, test)}
+        scores = {MODEL: model.predict(None, test)}
         oracle, note = oracle_probabilities(cfg, test)
         if oracle is not None:
             scores[ORACLE] = oracle

@@ -17,6 +17,7 @@ from pipeline.cli._common import (
     print_after_publish,
     reported_errors,
 )
+from pipeline.config import redact
 
 app = typer.Typer()
 
@@ -45,17 +46,20 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
-    from pipeline.train import BASELINE, DISPLAY, LGBM, ORACLE
+    from pipeline.train import ORACLE
 
-    scorers = [k for k in (LGBM, BASELINE, ORACLE) if k in evaluation.metrics]
+    chosen = evaluation.chosen
+    scorers = [chosen] + [k for k in evaluation.metrics if k not in (chosen, ORACLE)]
+    scorers += [ORACLE] if ORACLE in evaluation.metrics else []
     table = Table(title=title, title_justify="left")
     table.add_column("metric", no_wrap=True)
     for k in scorers:
-        table.add_column(DISPLAY[k], justify="right", no_wrap=True)
-    ratio_key = f"{LGBM}_to_oracle"
+        head = f"{k} *" if k == chosen and k != "model" else k
+        table.add_column(head, justify="right", no_wrap=True)
+    ratio_key = f"{chosen}_to_oracle"
     has_ratio = ratio_key in evaluation.ratios
     if has_ratio:
-        table.add_column("LGBM/oracle", justify="right", no_wrap=True)
+        table.add_column("model/oracle", justify="right", no_wrap=True)
     for key, label, pattern in _ROWS:
         label = label.format(pct=f"{list_size_pct:g}%")
         row = [label] + [_fmt(evaluation.metrics[k].get(key), pattern) for k in scorers]
@@ -73,14 +77,15 @@ def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
 
 def _ui_hint(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} in a browser"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+        return f"open {redact(tracking_uri)} in a browser"
+    return f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
 
 
 @app.command("train")
 def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
-    """Train LightGBM + a logistic baseline on an out-of-time split, log everything to MLflow, register the
-    model and promote it to champion only if it beats the current one."""
+    """Develop the candidate models (model.candidates) on an out-of-time split (or customer-grouped
+    cross-validation for a single snapshot), register the best on validation after refitting it, log
+    everything to MLflow and promote it to champion only if it beats the current one."""
     with reported_errors():
         from pipeline.train import run_training
 
@@ -95,13 +100,21 @@ def _print_training(result, cfg) -> None:
     ev = result.evaluation
     console.print(f"[bold]split:[/] {result.strategy}")
     sizes = result.split_sizes
+    if sizes.get("folds", 1) > 1:
+        rows = f"{sizes['development']:,} in {sizes['folds']} customer-grouped folds"
+    else:
+        rows = f"train {sizes['train']:,}, validation {sizes['valid']:,}"
     console.print(
-        f"rows: train {sizes['train']:,}, validation {sizes['valid']:,}, test {sizes['test']:,}; "
-        f"{len(result.features)} features; LightGBM best iteration {result.best_iteration}"
-        + (f" (random search, {result.tuning_trials} trials)" if result.tuning_trials else "")
+        f"rows: {rows}, test {sizes['test']:,}; {len(result.features)} features; refitted on "
+        f"{sizes.get('development', sizes['train']):,} rows"
     )
+    for name, note in result.notes.items():
+        console.print(f"  {name}: {note}")
+    console.print(f"[bold]chosen:[/] {result.chosen} ({result.reason})")
     _print_evaluation(
-        ev, f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers)", cfg
+        ev,
+        f"Test metrics ({', '.join(map(str, ev.test_snapshots))}, {ev.rows:,} customers; * = registered)",
+        cfg,
     )
     d = result.decision
     verdict = "[bold green]champion[/]" if d.promoted else "[bold yellow]challenger[/]"
@@ -112,12 +125,10 @@ def _print_training(result, cfg) -> None:
 
 def _print_evaluation(ev, title: str, cfg) -> None:
     """The metrics table, the oracle note and the profit-optimal list size (train and evaluate alike)."""
-    from pipeline.train import LGBM
-
     console.print(_metrics_table(ev, title, cfg.evaluation.list_size_pct))
     if ev.oracle_note:
         console.print(ev.oracle_note)
-    best = ev.profit[LGBM]
+    best = ev.profit[ev.chosen]
     e = cfg.evaluation
     console.print(
         f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] "

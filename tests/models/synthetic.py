@@ -110,34 +110,46 @@ def make_training_set(
 
 
 def fit_churn_model(
-    ts: SyntheticSet, *, shuffle_labels: bool = False, seed: int = 0, calibration: str = "isotonic"
+    ts: SyntheticSet,
+    *,
+    shuffle_labels: bool = False,
+    seed: int = 0,
+    calibration: str = "isotonic",
+    candidates: tuple[str, ...] = ("lightgbm",),
 ):
     """A ChurnModel trained on the out-of-time split of `ts` (labels of the training rows shuffled when asked,
-    which gives a genuinely worse model); returns (model, split)."""
-    from models.calibration import fit_calibrator
+    which gives a genuinely worse model), from the given candidates (default LightGBM alone, no tuning);
+    returns (model, split)."""
     from models.churn_model import ChurnModel, mlflow_column_type
     from models.drift import reference_profile
     from models.split import out_of_time_split
-    from models.train import predict_raw, train_lightgbm
-    from pipeline.config import LightGBMConfig, ModelConfig
+    from models.train import train_candidates
+    from pipeline.config import LightGBMConfig, ModelConfig, TuningConfig
 
-    split = out_of_time_split(ts.frame, ModelConfig())
-    train = split.train
-    if shuffle_labels:
-        train = train.assign(label=np.random.default_rng(seed).permutation(train["label"].to_numpy()))
-    features, cats = ts.manifest["features"], ts.manifest["categorical_features"]
-    fit = train_lightgbm(train, split.valid, features, cats, LightGBMConfig(n_estimators=200), seed)
-    calibrator = fit_calibrator(
-        predict_raw(fit, split.valid, features), split.valid["label"].to_numpy(), calibration
+    cfg = ModelConfig(
+        candidates=candidates,
+        calibration=calibration,
+        seed=seed,
+        lightgbm=LightGBMConfig(n_estimators=200),
+        tuning=TuningConfig(trials=0),
     )
+    split = out_of_time_split(ts.frame, cfg)
+    if shuffle_labels:
+        rng = np.random.default_rng(seed)
+        frame = ts.frame.copy()
+        rows = frame.index.isin(split.train.index)
+        frame.loc[rows, "label"] = rng.permutation(frame.loc[rows, "label"].to_numpy())
+        split = out_of_time_split(frame, cfg)
+    features, cats = ts.manifest["features"], ts.manifest["categorical_features"]
+    trained = train_candidates(split, features, cats, cfg)
     model = ChurnModel(
-        booster=fit.booster,
-        calibrator=calibrator,
+        estimator=trained.fitted(),
+        calibrator=trained.calibrators[trained.chosen],
         feature_names=features,
         categorical_features=cats,
-        categories=fit.categories,
-        reference=reference_profile(train, features, cats),
+        categories=trained.categories,
+        reference=reference_profile(split.development, features, cats),
         metadata={"label": ts.manifest["label"], "optimal_list_pct": 10},
-        column_types={f: mlflow_column_type(train[f].dtype) for f in features if f not in cats},
+        column_types={f: mlflow_column_type(split.development[f].dtype) for f in features if f not in cats},
     )
     return model, split

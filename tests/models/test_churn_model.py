@@ -105,3 +105,29 @@ def test_array_input_predicts_exactly_what_the_frame_input_does(fitted):
         lightgbm_matrix(test, model.feature_names, model.categories), pred_contrib=True
     )
     assert np.allclose(model.contributions(test, include_bias=True).to_numpy(), contrib_frame)
+
+
+@pytest.mark.parametrize("candidates", [("logistic",), ("lightgbm", "logistic", "blend")])
+def test_any_candidate_can_be_the_model_with_additive_contributions(candidates):
+    import cloudpickle
+
+    ts = make_training_set(n_customers=500, snapshots=4, seed=9)
+    model, split = fit_churn_model(ts, candidates=candidates)
+    if candidates == ("logistic",):
+        assert model.candidate == "logistic" and model.booster is None
+    raw = model.predict_raw(split.test)
+    with_bias = model.contributions(split.test, include_bias=True, method="path")
+    assert list(with_bias.columns) == [*model.feature_names, "_bias"]
+    assert np.allclose(with_bias.sum(axis=1), np.log(raw / (1 - raw)), atol=1e-6)
+    again = cloudpickle.loads(cloudpickle.dumps(model))
+    assert np.array_equal(again.predict(None, split.test), model.predict(None, split.test))
+
+
+def test_a_model_pickled_before_candidates_still_scores(fitted):
+    # versions registered before this change hold `booster` directly
+    model, split = fitted
+    state = {k: v for k, v in model.__dict__.items() if k != "estimator"}
+    state["booster"] = model.booster
+    old = ChurnModel.__new__(ChurnModel)
+    old.__setstate__(state)
+    assert np.array_equal(old.predict(None, split.test), model.predict(None, split.test))

@@ -37,19 +37,36 @@ def test_out_of_time_split_never_trains_on_a_later_snapshot(test_n, valid_n, gap
     assert split.train_snapshots == sorted(train) and split.test_snapshots == sorted(test)
 
 
-def test_single_snapshot_falls_back_to_a_deterministic_customer_split_and_says_so():
+def test_single_snapshot_holds_out_test_customers_and_cross_validates_the_rest_and_says_so():
     ts = make_training_set(n_customers=2000, snapshots=1, seed=4)
-    split = out_of_time_split(ts.frame, ModelConfig())
-    again = out_of_time_split(ts.frame.sample(frac=1.0, random_state=2), ModelConfig())
+    split = out_of_time_split(ts.frame, ModelConfig(cv_folds=4))
+    again = out_of_time_split(ts.frame.sample(frac=1.0, random_state=2), ModelConfig(cv_folds=4))
 
     assert split.kind == "customer_hash"
-    assert "single snapshot" in split.strategy and "customer" in split.strategy
-    ids = [set(p["customer_id"]) for p in (split.train, split.valid, split.test)]
-    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
-    assert sum(map(len, ids)) == 2000
-    # same customers in the same part whatever the row order
-    assert set(again.test["customer_id"]) == ids[2] and set(again.train["customer_id"]) == ids[0]
-    assert 0.5 < len(split.train) / 2000 < 0.7 and 0.12 < len(split.test) / 2000 < 0.28
+    assert "single snapshot" in split.strategy and "cross-validation grouped by customer" in split.strategy
+    dev_ids, test_ids = set(split.development["customer_id"]), set(split.test["customer_id"])
+    assert not dev_ids & test_ids and len(dev_ids) + len(test_ids) == 2000
+    # same customers held out whatever the row order
+    assert set(again.test["customer_id"]) == test_ids
+    assert 0.12 < len(split.test) / 2000 < 0.28
+    # the folds cover every development row once, no customer on both sides of a fold
+    assert len(split.folds) == 4
+    validated = np.sort(np.concatenate([va for _, va in split.folds]))
+    assert np.array_equal(validated, np.arange(len(split.development)))
+    ids = split.development["customer_id"].to_numpy()
+    for tr, va in split.folds:
+        assert not set(ids[tr]) & set(ids[va])
+        assert len(tr) + len(va) == len(split.development)
+
+
+def test_out_of_time_development_is_train_then_validation_with_one_fold():
+    ts = make_training_set(n_customers=40, snapshots=5, seed=2)
+    split = out_of_time_split(ts.frame, ModelConfig(valid_snapshots=2))
+    assert len(split.development) == len(split.train) + len(split.valid)
+    ((tr, va),) = split.folds
+    assert split.development.iloc[tr].index.equals(split.train.index)
+    assert split.development.iloc[va].index.equals(split.valid.index)
+    assert "refitted on train + validation" in split.strategy
 
 
 def test_customer_hash_bucket_is_stable_for_the_same_id():

@@ -4,18 +4,14 @@ import pytest
 
 from models import evaluate
 from models.split import out_of_time_split
-from models.train import (
-    SEARCH_SPACE,
-    lightgbm_matrix,
-    predict_baseline,
-    predict_raw,
-    train_baseline,
-    train_lightgbm,
-    tune_lightgbm,
-)
-from pipeline.config import LightGBMConfig, ModelConfig
+from models.train import lightgbm_array, lightgbm_matrix, train_candidates
+from pipeline.config import LightGBMConfig, ModelConfig, TuningConfig
 from pipeline.errors import DataValidationError
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
+
+
+def _cfg(**kw) -> ModelConfig:
+    return ModelConfig(**{"candidates": ("lightgbm",), "tuning": TuningConfig(trials=0), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -24,74 +20,61 @@ def split():
 
 
 def test_lightgbm_learns_and_stops_early(split):
-    fit = train_lightgbm(
-        split.train,
-        split.valid,
-        FEATURES,
-        CATEGORICAL,
-        LightGBMConfig(learning_rate=0.3, n_estimators=400, early_stopping_rounds=10),
-        1,
-    )
-    assert 1 <= fit.best_iteration < 400
-    assert fit.booster.num_trees() == fit.best_iteration  # truncated to the best iteration
-    assert evaluate.roc_auc(split.test["label"], predict_raw(fit, split.test, FEATURES)) > 0.7
-    assert fit.categories["plan"] == ["basic", "premium", "pro"]
-    assert "binary_logloss" in fit.valid_metrics
+    cfg = _cfg(lightgbm=LightGBMConfig(learning_rate=0.3, n_estimators=400, early_stopping_rounds=10))
+    trained = train_candidates(split, FEATURES, CATEGORICAL, cfg)
+    fold_fit = trained.selection.developed["lightgbm"].fold_fits[0]
+    assert 1 <= fold_fit.best_iteration < 400
+    assert fold_fit.booster.num_trees() == fold_fit.best_iteration  # truncated to the best iteration
+    assert len(fold_fit.curve) == fold_fit.best_iteration + 10  # the validation loss of every round
+    assert evaluate.roc_auc(split.test["label"], trained.predict("lightgbm", split.test)) > 0.7
+    assert trained.categories["plan"] == ["basic", "premium", "pro"]
 
 
-def test_lightgbm_is_deterministic_for_a_seed(split):
-    cfg = LightGBMConfig(n_estimators=50)
-    a = predict_raw(
-        train_lightgbm(split.train, split.valid, FEATURES, CATEGORICAL, cfg, 7), split.test, FEATURES
-    )
-    b = predict_raw(
-        train_lightgbm(split.train, split.valid, FEATURES, CATEGORICAL, cfg, 7), split.test, FEATURES
-    )
-    assert np.array_equal(a, b)
+def test_training_is_deterministic_for_a_seed(split):
+    cfg = _cfg(candidates=("lightgbm", "logistic", "blend"), lightgbm=LightGBMConfig(n_estimators=50), seed=7)
+    a = train_candidates(split, FEATURES, CATEGORICAL, cfg)
+    b = train_candidates(split, FEATURES, CATEGORICAL, cfg)
+    for name in ("lightgbm", "logistic", "blend"):
+        assert np.array_equal(a.predict(name, split.test), b.predict(name, split.test))
 
 
 def test_categories_are_fixed_from_training(split):
-    fit = train_lightgbm(split.train, split.valid, FEATURES, CATEGORICAL, LightGBMConfig(n_estimators=30), 1)
+    trained = train_candidates(
+        split,
+        FEATURES,
+        CATEGORICAL,
+        _cfg(candidates=("lightgbm", "logistic"), lightgbm=LightGBMConfig(n_estimators=30)),
+    )
     test = split.test
     as_text = test.assign(plan=test["plan"].astype(str), region=test["region"].astype(object))
-    assert np.array_equal(predict_raw(fit, test, FEATURES), predict_raw(fit, as_text, FEATURES))
-    # a category never seen in training scores like a missing value, not like some other category
     unseen = test.assign(plan="enterprise")
     missing = test.assign(plan=pd.Series([None] * len(test), index=test.index, dtype=object))
-    assert np.array_equal(predict_raw(fit, unseen, FEATURES), predict_raw(fit, missing, FEATURES))
-    m = lightgbm_matrix(unseen, FEATURES, fit.categories)
-    assert list(m["plan"].cat.categories) == fit.categories["plan"] and m["plan"].isna().all()
+    for name in ("lightgbm", "logistic"):
+        assert np.array_equal(trained.predict(name, test), trained.predict(name, as_text))
+        # a category never seen in training scores like a missing value, not like some other category
+        assert np.array_equal(trained.predict(name, unseen), trained.predict(name, missing))
+    m = lightgbm_matrix(unseen, FEATURES, trained.categories)
+    assert list(m["plan"].cat.categories) == trained.categories["plan"] and m["plan"].isna().all()
 
 
-def test_baseline_is_a_working_logistic_regression(split):
-    model = train_baseline(split.train, FEATURES, CATEGORICAL, 0)
-    p = predict_baseline(model, split.test, FEATURES)
+def test_logistic_is_a_working_model_and_survives_odd_values(split):
+    trained = train_candidates(split, FEATURES, CATEGORICAL, _cfg(candidates=("logistic",)))
+    p = trained.predict("logistic", split.test)
     assert ((p > 0) & (p < 1)).all()
     assert evaluate.roc_auc(split.test["label"], p) > 0.7
-    odd = split.test.assign(region="mars", days_since_last_login=np.inf)
-    assert np.isfinite(predict_baseline(model, odd, FEATURES)).all()
-
-
-def test_random_search_tries_the_budget_and_keeps_the_best(split):
-    cfg = ModelConfig(tuning_trials=3, promotion_metric="log_loss", lightgbm=LightGBMConfig(n_estimators=60))
-    res = tune_lightgbm(split.train, split.valid, FEATURES, CATEGORICAL, cfg)
-    assert len(res.trials) == 4 and res.trials["trial"].tolist() == [0, 1, 2, 3]
-    assert res.trials.loc[0, "num_leaves"] == cfg.lightgbm.num_leaves  # trial 0 = the configured params
-    best_row = res.trials.loc[res.trials["valid_log_loss"].idxmin()]
-    assert (
-        res.best_config.num_leaves == best_row["num_leaves"]
-        and res.best.best_iteration == best_row["best_iteration"]
-    )
-    for key, choices in SEARCH_SPACE.items():
-        assert set(res.trials[key][1:]) <= set(choices)
+    odd = split.test.assign(region="mars", days_since_last_login=np.inf, tenure_days=10**9)
+    assert np.isfinite(trained.predict("logistic", odd)).all()
+    x = lightgbm_array(odd, FEATURES, trained.categories)
+    assert np.isfinite(trained.fitted("logistic").contributions(x)).all()
 
 
 def test_bad_labels_are_a_clear_error(split):
-    bad = split.train.assign(label=split.train["label"].astype(float).where(split.train.index % 7 != 0))
+    frame = pd.concat([split.development, split.test])
+    bad = frame.assign(label=frame["label"].astype(float).where(np.arange(len(frame)) % 7 != 0))
     with pytest.raises(DataValidationError, match="label"):
-        train_lightgbm(bad, split.valid, FEATURES, CATEGORICAL, LightGBMConfig(), 0)
-    with pytest.raises(DataValidationError, match="monthly_fee"):
-        train_baseline(split.train.drop(columns=["monthly_fee"]), FEATURES, CATEGORICAL, 0)
+        train_candidates(out_of_time_split(bad, ModelConfig()), FEATURES, CATEGORICAL, _cfg())
+    with pytest.raises(DataValidationError, match="monthly_fee_x"):
+        train_candidates(split, [*FEATURES, "monthly_fee_x"], CATEGORICAL, _cfg())
 
 
 def test_thread_count_is_configured_or_one_for_small_data():

@@ -14,18 +14,26 @@ import pipeline.train as stage
 from models import evaluate
 from models.registry import load_model
 from pipeline.cli import app
-from pipeline.config import Config, ModelConfig
+from pipeline.config import Config, LightGBMConfig, ModelConfig, TuningConfig
 from tests.models.synthetic import make_training_set
 
 PLOTS = {
     "roc.png", "precision_recall.png", "gains_lift.png", "calibration.png", "feature_importance.png",
-    "contribution_summary.png", "profit_curve.png",
+    "contribution_summary.png", "profit_curve.png", "learning_curve.png",
 }  # fmt: skip
+METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "ece", "precision_at_list")
+# small and fast: few trees, two Optuna trials
+FAST = ModelConfig(lightgbm=LightGBMConfig(n_estimators=80), tuning=TuningConfig(trials=2))
 
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return make_training_set(n_customers=1200, snapshots=4, seed=31)
+    """With the columns the event baselines read (days since the last event, BG/NBD's probability alive)."""
+    ts = make_training_set(n_customers=1200, snapshots=4, seed=31)
+    days = ts.frame["days_since_last_login"]
+    ts.frame["days_since_last_event"] = days
+    ts.frame["btyd_p_alive"] = np.exp(-days.fillna(90) / 30)
+    return ts
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +64,46 @@ def use_set(monkeypatch):
 
 def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, synthetic, use_set):
     use_set(synthetic)
-    cfg = Config(workdir=workdir)
+    cfg = Config(workdir=workdir, model=FAST)
     result = stage.run_training(cfg)
 
     assert result.model_version == "1" and result.decision.promoted
     assert result.tracking_uri == f"sqlite:///{(tmp_path / 'work' / 'mlflow.db').resolve()}"
     client = MlflowClient(result.tracking_uri, result.tracking_uri)
     run = client.get_run(result.run_id)
-    m, params = run.data.metrics, run.data.params
-    for prefix in ("lgbm_", "baseline_"):
-        for metric in (
-            "roc_auc",
-            "pr_auc",
-            "brier",
-            "log_loss",
-            "top_decile_lift",
-            "ece",
-            "precision_at_list",
-        ):
-            assert prefix + metric in m
-    assert m["lgbm_roc_auc"] == pytest.approx(result.evaluation.metrics["lgbm"]["roc_auc"])
-    assert "oracle_roc_auc" not in m  # no oracle configured
-    assert params["model.lightgbm.num_leaves"] == "31" and params["data.fingerprint"] == "data-31"
+    m, params, tags = run.data.metrics, run.data.params, run.data.tags
+    # every candidate and baseline, on validation and on test, under split-prefixed names
+    for name in ("lightgbm", "logistic", "blend"):
+        for metric in METRICS:
+            assert f"valid_{name}_{metric}" in m and f"test_{name}_{metric}" in m
+    for metric in METRICS:
+        for name in ("model", "recency", "btyd_p_alive"):
+            assert f"test_{name}_{metric}" in m
+    # recency and 1 - p_alive rank the same customers the same way here: same ROC-AUC
+    assert m["test_recency_roc_auc"] == pytest.approx(m["test_btyd_p_alive_roc_auc"], abs=0.02)
+    assert m["test_recency_roc_auc"] > 0.6
+    assert not any(k.startswith(("lgbm_", "baseline_")) for k in m)
+    chosen = result.chosen
+    assert chosen in ("lightgbm", "logistic", "blend")
+    assert m["test_model_roc_auc"] == pytest.approx(result.evaluation.metrics[chosen]["roc_auc"])
+    assert m[f"test_{chosen}_pr_auc"] == m["test_model_pr_auc"]
+    # the chosen candidate is the best on validation by the promotion metric, and the run says why
+    best = max(
+        ("lightgbm", "logistic", "blend"),
+        key=lambda n: (m[f"valid_{n}_pr_auc"], -["lightgbm", "logistic", "blend"].index(n)),
+    )
+    assert chosen == best
+    assert tags["candidate.chosen"] == chosen and "validation pr_auc" in tags["candidate.reason"]
+    assert "oracle_roc_auc" not in m and "test_oracle_roc_auc" not in m  # no oracle configured
+    assert params["model.lightgbm.max_depth"] == "6" and params["data.fingerprint"] == "data-31"
     assert "out-of-time" in params["split.strategy"]
-    assert run.data.tags["registry.alias"] == "champion"
+    assert tags["registry.alias"] == "champion"
+    # the training set is the run's dataset input
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].tags[0].value == "training"
+    assert inputs[0].dataset.digest == str(synthetic.manifest["fingerprint"])[:36]
+    # the learning curve, also as a metric history
+    assert len(client.get_metric_history(result.run_id, "valid_lightgbm_curve_logloss")) > 1
 
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.yaml", "features.json", "plots", "evaluation", "training_set"} <= artifacts
@@ -98,7 +122,8 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     ]
     p = model.predict(None, test)
     assert version == "1"
-    assert evaluate.roc_auc(test["label"], p) == pytest.approx(m["lgbm_roc_auc"])
+    assert evaluate.roc_auc(test["label"], p) == pytest.approx(m["test_model_roc_auc"])
+    assert model.candidate == chosen and model.metadata["candidate"] == chosen
     assert model.metadata["optimal_list_pct"] == result.optimal_list_pct
     assert model.metadata["data_fingerprint"] == "data-31" and model.metadata["run_id"] == result.run_id
     assert set(model.reference["features"]) == set(synthetic.manifest["features"])
@@ -107,7 +132,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
 
 
 def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir, synthetic, use_set):
-    cfg = Config(workdir=workdir)
+    cfg = Config(workdir=workdir, model=FAST)
     use_set(synthetic)
     first = stage.run_training(cfg)
 
@@ -123,7 +148,7 @@ def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir
 
     assert second.model_version == "2" and not second.decision.promoted
     assert second.decision.champion_version == "1"
-    assert second.decision.champion_value == pytest.approx(first.evaluation.metrics["lgbm"]["pr_auc"])
+    assert second.decision.champion_value == pytest.approx(first.evaluation.metrics[first.chosen]["pr_auc"])
     assert "does not beat the champion v1" in second.decision.reason
     client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
     aliases = client.get_registered_model(cfg.tracking.registered_model).aliases
@@ -131,43 +156,51 @@ def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir
 
     ev = stage.run_evaluation(cfg)
     assert ev.model_version == "1"
-    assert ev.evaluation.metrics["lgbm"]["pr_auc"] == pytest.approx(
-        first.evaluation.metrics["lgbm"]["pr_auc"]
+    assert ev.evaluation.metrics["model"]["pr_auc"] == pytest.approx(
+        first.evaluation.metrics[first.chosen]["pr_auc"]
     )
     run = client.get_run(ev.run_id)
     assert run.data.tags["stage"] == "evaluate" and run.data.params["model.version"] == "1"
-    assert "lgbm_pr_auc" in run.data.metrics
+    assert "test_model_pr_auc" in run.data.metrics
     assert ev.warnings == []  # v1 was trained before the test snapshot
     ev2 = stage.run_evaluation(cfg, "2")
-    assert ev2.evaluation.metrics["lgbm"]["pr_auc"] == pytest.approx(
-        second.evaluation.metrics["lgbm"]["pr_auc"]
+    assert ev2.evaluation.metrics["model"]["pr_auc"] == pytest.approx(
+        second.evaluation.metrics[second.chosen]["pr_auc"]
     )
 
 
-def test_single_snapshot_training_says_it_split_by_customer(workdir, use_set):
-    use_set(make_training_set(n_customers=2500, snapshots=1, seed=9))
-    model_cfg = ModelConfig(calibration="sigmoid", tuning_trials=2)
+def test_single_snapshot_training_cross_validates_tunes_and_refits(workdir, use_set):
+    ts = make_training_set(n_customers=1500, snapshots=1, seed=9)
+    use_set(ts)
+    model_cfg = FAST.model_copy(update={"calibration": "sigmoid", "cv_folds": 3})
     result = stage.run_training(Config(workdir=workdir, model=model_cfg))
-    assert "customer-hash split" in result.strategy and "single snapshot" in result.strategy
+    assert "customer-hash split" in result.strategy and "cross-validation" in result.strategy
     client = MlflowClient(result.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.data.tags["split.kind"] == "customer_hash"
-    # the random search ran its budget (configured params + 2 trials) and logged them
-    trials = pd.read_csv(client.download_artifacts(result.run_id, "tuning/trials.csv", str(workdir)))
-    assert len(trials) == 3 and result.tuning_trials == 2
+    assert "out-of-fold pr_auc" in run.data.tags["candidate.reason"]
+    # the Optuna search ran its budget and logged its trials
+    trials = pd.read_csv(client.download_artifacts(result.run_id, "tuning/lightgbm_trials.csv", str(workdir)))
+    assert len(trials) == 2 and result.tuning_trials == 2
+    # the refit used every non-test row
+    assert run.data.params["split.development_rows"] == str(result.split_sizes["development"])
+    assert result.split_sizes["development"] + result.split_sizes["test"] == len(ts.frame)
 
 
-def test_cli_train_and_evaluate(workdir, synthetic, use_set):
+def test_cli_train_and_evaluate(workdir, synthetic, use_set, tmp_path):
     use_set(synthetic)
     runner = CliRunner()
     out = workdir
-    res = runner.invoke(app, ["train", "--out", str(out)])
+    config = tmp_path / "fast.yaml"
+    config.write_text("model:\n  lightgbm: {n_estimators: 60}\n  tuning: {trials: 1}\n")
+    res = runner.invoke(app, ["train", "--config", str(config), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    for text in ("LightGBM", "baseline", "ROC-AUC", "PR-AUC", "top-decile lift", "profit-optimal list",
-                 "champion", "no champion yet", "mlflow ui --backend-store-uri sqlite:///"):  # fmt: skip
+    for text in ("lightgbm", "logistic", "blend", "recency", "chosen:", "validation pr_auc", "ROC-AUC",
+                 "PR-AUC", "top-decile lift", "profit-optimal list", "champion", "no champion yet",
+                 "mlflow ui --backend-store-uri sqlite:///"):  # fmt: skip
         assert text in res.output, text
 
-    res = runner.invoke(app, ["evaluate", "--out", str(out)])
+    res = runner.invoke(app, ["evaluate", "--config", str(config), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "churn-classifier v1" in res.output and "PR-AUC" in res.output
 
@@ -190,16 +223,17 @@ def test_end_to_end_on_the_simulated_company(company, tmp_path):
     cfg = company.config_in(tmp_path / "work")
     result = stage.run_training(cfg)
     ev = result.evaluation
-    assert set(ev.metrics) == {"lgbm", "baseline", "oracle"}
+    assert {"lightgbm", "logistic", "blend", "recency", "oracle"} <= set(ev.metrics)
     assert result.decision.promoted and result.model_version == "1"
     assert "out-of-time" in result.strategy
-    lgbm, oracle = ev.metrics["lgbm"], ev.metrics["oracle"]
+    lgbm, oracle = ev.metrics[result.chosen], ev.metrics["oracle"]
     # the model learns something, and cannot beat the simulator's true probabilities by more than noise
     assert lgbm["roc_auc"] > 0.55 and lgbm["top_decile_lift"] > 1.2
-    assert 0.5 < ev.ratios["lgbm_to_oracle"]["roc_auc"] < 1.05
+    assert 0.5 < ev.ratios[f"{result.chosen}_to_oracle"]["roc_auc"] < 1.05
     run = MlflowClient(cfg.tracking_uri).get_run(result.run_id)
-    assert run.data.metrics["oracle_roc_auc"] == pytest.approx(oracle["roc_auc"])
-    assert run.data.metrics["lgbm_to_oracle_roc_auc"] == pytest.approx(ev.ratios["lgbm_to_oracle"]["roc_auc"])
+    assert run.data.metrics["test_oracle_roc_auc"] == pytest.approx(oracle["roc_auc"])
+    key = f"{result.chosen}_to_oracle"
+    assert run.data.metrics[f"test_{key}_roc_auc"] == pytest.approx(ev.ratios[key]["roc_auc"])
 
     # calibration: predicted rates match the observed rate and the true churn probabilities
     model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
@@ -217,5 +251,5 @@ def test_end_to_end_on_the_simulated_company(company, tmp_path):
 
     # the champion evaluates to the same numbers in its own run
     again = stage.run_evaluation(cfg)
-    assert again.evaluation.metrics["lgbm"]["roc_auc"] == pytest.approx(lgbm["roc_auc"])
+    assert again.evaluation.metrics["model"]["roc_auc"] == pytest.approx(lgbm["roc_auc"])
     assert again.evaluation.metrics["oracle"]["roc_auc"] == pytest.approx(oracle["roc_auc"])
