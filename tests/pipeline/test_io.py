@@ -48,6 +48,20 @@ def test_csv_with_a_bad_date_is_reported_not_crashed(tmp_path):
         open_source(tmp_path)
 
 
+def test_csv_timestamp_with_a_malformed_offset_is_reported(tmp_path):
+    # Offsets go through a TIMESTAMPTZ cast (tests/pipeline/test_hostile_data.py): one it cannot read is
+    # still counted and named, not dropped.
+    write(tmp_path, "customers", customers(), "csv")
+    (tmp_path / "events.csv").write_text(
+        "customer_id,ts,event_type\n1,2024-03-01 10:00:00+05:30,login\n1,2024-03-01 10:00:00+05:3x,login\n"
+    )
+    with pytest.raises(
+        DataValidationError,
+        match=r"events.ts: 1 of 2 rows is not a parseable timestamp \(e.g. '2024-03-01 10:00:00\+05:3x'\)",
+    ):
+        open_source(tmp_path)
+
+
 def test_parquet_parts_folder(tmp_path):
     write(tmp_path, "customers", customers(), "parquet")
     parts = tmp_path / "events"
