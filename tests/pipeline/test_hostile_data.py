@@ -81,6 +81,25 @@ def test_csv_gives_the_same_training_set_as_parquet(company, company_as_csv, tmp
     assert from_csv.manifest["categorical_features"] == from_parquet.manifest["categorical_features"]
 
 
+@pytest.mark.slow
+def test_training_on_csv_and_on_parquet_gives_identical_scores(company, company_as_csv, tmp_path):
+    from models.registry import load_model
+    from pipeline.config import LightGBMConfig, ModelConfig
+    from pipeline.train import run_training
+
+    model_cfg = ModelConfig(lightgbm=LightGBMConfig(n_estimators=40, num_leaves=8, min_child_samples=20))
+    scores = []
+    for name, data in (("parquet", company.data_dir), ("csv", company_as_csv)):
+        cfg = company.config_in(tmp_path / name, model=model_cfg)
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": data})})
+        result = run_training(cfg)
+        model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model, result.model_version)
+        features = in_customer_order(compute_features(cfg))
+        scores.append(np.asarray(model.predict(None, features), dtype=np.float64))
+    assert len(scores[0]) > 1000
+    np.testing.assert_array_equal(scores[1], scores[0])
+
+
 def test_csv_attribute_value_the_sniffer_did_not_see_is_reported(tmp_path):
     # DuckDB's sniffer reads a sample: a value far down the file that does not fit the sniffed type is
     # counted and named, not turned into a silent null (nor a read error deep in a stage).
