@@ -273,10 +273,12 @@ def test_duplicate_rows_above_the_share_are_an_error(tmp_path):
     assert "data.duplicate_rows_error_share" in msg and "drop the repeated rows" in msg
 
 
-def test_duplicate_rows_below_the_share_are_a_warning(tmp_path):
+def test_duplicate_rows_below_the_share_are_a_warning(tmp_path, caplog):
     customers().to_parquet(tmp_path / "customers.parquet", index=False)
     many_events(199, repeated=1).to_parquet(tmp_path / "events.parquet", index=False)  # 1 of 200 = 0.5%
-    source = open_source(tmp_path, today=TODAY)
+    with caplog.at_level("WARNING", logger="pipeline.io"):
+        source = open_source(tmp_path, today=TODAY)
+    assert "1 of 200 rows (0.50%) repeat another row" in caplog.text  # what a stage shows
     assert source.report.problems == []
     assert len(source.report.warnings) == 1
     assert source.report.warnings[0].startswith(
