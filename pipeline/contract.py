@@ -1,7 +1,8 @@
 """Input data contract v1: the tables, their columns, and the rules a data source must satisfy.
 
 The contract is declared once (`TABLES`) and compiled to SQL: one aggregate query per table counts every
-broken rule, so validating a large source costs one scan per table plus one anti-join per child table.
+broken rule, so validating a large source costs one scan per table plus one anti-join per child table, and
+one more scan hashing the rows of each child table for exact duplicates.
 Each broken rule becomes one problem line naming the table, the column, the rule, how many rows, a few
 example values, and how to fix it.
 
@@ -270,9 +271,8 @@ class ExtraColumn:
     name: str
     sql: str  # expression over the raw column
     type: str  # DuckDB type of `sql`
-    cast: bool = (
-        False  # `sql` can turn a value into NULL (a CSV value that does not fit): counted as an error
-    )
+    # `sql` can turn a value into NULL (a CSV value that does not fit the sniffed type): counted as an error.
+    cast: bool = False
 
 
 _NUMBER_FIX = "write a missing value as empty/null and correct the infinite ones"
@@ -415,7 +415,7 @@ def check_table(
     limits: Limits,
     extras: tuple[ExtraColumn, ...] = (),
 ) -> tuple[list[str], list[str], TableReport]:
-    """Run every row-level rule of one table in a single scan; return problems, warnings and a summary.
+    """Run every row-level rule of one table in one aggregate query; return problems, warnings and a summary.
 
     Dates in the future are gated by the column's maximum (from Parquet statistics, free) and only counted,
     with examples, when the maximum is too late. Exact duplicate rows cost a scan of their own (below).
@@ -538,7 +538,7 @@ def _duplicate_rows(
     repeated = np.unique(repeats)
     groups = len(repeated)
     keys = [c for c in ("customer_id", "ts") if c in columns]
-    example = " || ', ' || ".join(f"'{c} ' || CAST({q(c)} AS VARCHAR)" for c in keys)
+    example = " || ', ' || ".join(f"'{c} ' || COALESCE(CAST({q(c)} AS VARCHAR), 'null')" for c in keys)
     shown = repeated if groups <= _CONFIRMED_HASHES else repeated[:3]
     confirmed_groups, confirmed_extra, sample = con.execute(
         f"SELECT COUNT(*), SUM({n} - 1), LIST({example} ORDER BY {', '.join(map(q, keys))})[1:3] FROM "

@@ -117,8 +117,9 @@ def _discover_folder(folder: Path) -> tuple[dict[str, str], dict[str, Path], lis
     return readers, csv_files, files
 
 
-def _sniffed_columns(duck: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
-    """Column -> SQL casting its text to the type DuckDB's CSV sniffer infers for it (VARCHAR columns omitted).
+def _sniffed_columns(duck: duckdb.DuckDBPyConnection, path: Path) -> dict[str, tuple[str, str]]:
+    """Column -> (SQL casting its text to the type DuckDB's CSV sniffer infers for it, that type); VARCHAR
+    columns are left out.
 
     The sniffer reads a sample; a later value that does not fit becomes NULL in the cast and is counted by
     validation (`ExtraColumn.cast`), where reading with the sniffed types would fail the whole query.
@@ -131,26 +132,26 @@ def _sniffed_columns(duck: duckdb.DuckDBPyConnection, path: Path) -> dict[str, s
         raise ConfigError(
             f"cannot read {path} as CSV ({e}); check its delimiter, quoting and encoding"
         ) from e
-    casts: dict[str, str] = {}
+    casts: dict[str, tuple[str, str]] = {}
     for col in columns:
         name, typ = col["name"], col["type"].upper()
         c = q(name)
         if typ == "VARCHAR":
             continue
         if typ == "DATE" and date_format:
-            casts[name] = f"CAST(TRY_STRPTIME({c}, {_sql_str(date_format)}) AS DATE)"
+            casts[name] = (f"CAST(TRY_STRPTIME({c}, {_sql_str(date_format)}) AS DATE)", "DATE")
         elif typ.startswith("TIMESTAMP") and ts_format:
-            casts[name] = f"CAST(TRY_STRPTIME({c}, {_sql_str(ts_format)}) AS TIMESTAMP)"
+            casts[name] = (f"CAST(TRY_STRPTIME({c}, {_sql_str(ts_format)}) AS TIMESTAMP)", "TIMESTAMP")
         elif typ.startswith("TIMESTAMP"):
             # As contract timestamps: offsets applied, naive values UTC, no time zone kept.
-            casts[name] = f"CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            casts[name] = (f"CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS TIMESTAMP)", "TIMESTAMP")
         else:
-            casts[name] = f"TRY_CAST({c} AS {typ})"
+            casts[name] = (f"TRY_CAST({c} AS {typ})", typ)
     return casts
 
 
 def _extra_columns(
-    spec: TableSpec, raw_schema: dict[str, str], sniffed: dict[str, str]
+    spec: TableSpec, raw_schema: dict[str, str], sniffed: dict[str, tuple[str, str]]
 ) -> tuple[ExtraColumn, ...]:
     """The table's columns outside the contract, typed: CSV ones as sniffed, zoned timestamps as UTC."""
     contract = {c.name for c in spec.columns}
@@ -159,17 +160,13 @@ def _extra_columns(
         if name in contract:
             continue
         if name in sniffed:
-            extras.append(ExtraColumn(name, sniffed[name], _cast_type(sniffed[name]), cast=True))
+            sql, typ = sniffed[name]
+            extras.append(ExtraColumn(name, sql, typ, cast=True))
         elif raw_type.upper() == "TIMESTAMP WITH TIME ZONE":
             extras.append(ExtraColumn(name, f"CAST({q(name)} AS TIMESTAMP)", "TIMESTAMP"))
         else:
             extras.append(ExtraColumn(name, q(name), raw_type))
     return tuple(extras)
-
-
-def _cast_type(sql: str) -> str:
-    """The target type of a `CAST(... AS T)` / `TRY_CAST(... AS T)` expression."""
-    return sql.rsplit(" AS ", 1)[1].rstrip(")")
 
 
 def _file_digest(paths: list[Path], root: Path) -> str:
@@ -223,7 +220,7 @@ def open_source(
     limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of)
     con = _connect()
     raw: dict[str, str] = {}
-    sniffed: dict[str, dict[str, str]] = {}
+    sniffed: dict[str, dict[str, tuple[str, str]]] = {}
     if path.is_dir():
         readers, csv_files, files = _discover_folder(path)
         for name, reader in readers.items():
@@ -333,7 +330,7 @@ def _normalise(
     fingerprint: str,
     validate: bool,
     limits: Limits,
-    sniffed: dict[str, dict[str, str]],
+    sniffed: dict[str, dict[str, tuple[str, str]]],
 ) -> Source:
     duck = con.con
     schemas = {name: _raw_schema(duck, view, TABLES[name]) for name, view in raw.items()}
