@@ -13,7 +13,7 @@ class SourceTables:
 
     Types are normalised by the IO layer before builders see them: `customer_id` has one type across all
     tables (int64 when every table's ids are integers, else string), `signup_date`/`churn_date` are dates,
-    every `ts`/`resolved_ts` is a timestamp, `is_complaint` is boolean. Optional tables are `None` when the
+    every `ts`/`resolved_ts` is a timestamp (UTC, without zone), `is_complaint` is boolean. Optional tables are `None` when the
     source does not have them, and optional columns are absent when the source lacks them.
     """
 

@@ -42,6 +42,19 @@ class DataConfig(_Section):
     max_staleness_days: int = Field(
         3, ge=0, description="Scoring fails when the newest event is older than this before the as-of date."
     )
+    max_future_days: int = Field(
+        1,
+        ge=0,
+        description="Validation fails on dates/timestamps later than this many days after today (or after "
+        "--as-of when it is later).",
+    )
+    duplicate_rows_error_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Exact duplicate rows (all columns equal) in events, support_contacts, surveys or "
+        "payments: above this share of a table an error, below it a warning.",
+    )
 
 
 class LabelConfig(_Section):

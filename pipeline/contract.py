@@ -1,17 +1,24 @@
 """Input data contract v1: the tables, their columns, and the rules a data source must satisfy.
 
 The contract is declared once (`TABLES`) and compiled to SQL: one aggregate query per table counts every
-broken rule, so validating a large source costs one scan per table plus one anti-join per child table.
+broken rule, so validating a large source costs one scan per table plus one anti-join per child table, and
+one more scan hashing the rows of each child table for exact duplicates.
 Each broken rule becomes one problem line naming the table, the column, the rule, how many rows, a few
 example values, and how to fix it.
+
+Rules that depend on the run (how far in the future a date may be, which share of exact duplicate rows is
+an error) take their settings as a `Limits` value: the reference date is a parameter, never read from the
+clock here.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 
 from pipeline.errors import DataValidationError
 
@@ -40,6 +47,22 @@ class TableSpec:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+
+@dataclass(frozen=True)
+class Limits:
+    """Settings of the rules that depend on the run (from `DataConfig`, plus the reference date)."""
+
+    reference_date: dt.date  # today, or a later as-of date: no row may be dated after it + max_future_days
+    max_future_days: int
+    duplicate_rows_error_share: float
+
+    @property
+    def last_allowed_date(self) -> dt.date:
+        return self.reference_date + dt.timedelta(days=self.max_future_days)
+
+
+# Tables where an exact repeat of a row is a repeated record (customers has its unique-id rule instead).
+DUPLICATE_CHECKED = ("events", "support_contacts", "surveys", "payments")
 
 _ID = Column("customer_id", "id")
 _TS = Column("ts", "timestamp")
@@ -160,18 +183,27 @@ def normalised_expr(col: Column, raw_type: str, id_type: str) -> str:
         return f"TRY_CAST({c} AS {id_type})"
     if col.kind == "date":
         if t in _TEXT_TYPES:
-            return f"COALESCE(TRY_CAST({c} AS DATE), CAST(TRY_CAST({c} AS TIMESTAMP) AS DATE))"
+            # A date written with a time and an offset is the UTC date of that instant (as a timestamp is).
+            return f"COALESCE(CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS DATE), TRY_CAST({c} AS DATE))"
         return f"CAST({c} AS DATE)"
     if col.kind == "timestamp":
+        if t in _TEXT_TYPES:
+            # Through TIMESTAMPTZ: '+05:30', '+0530' and 'Z' are honoured (a plain TIMESTAMP cast drops them),
+            # and text without an offset is read in the session time zone, UTC.
+            return f"CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS TIMESTAMP)"
         return f"TRY_CAST({c} AS TIMESTAMP)"
     if col.kind == "string":
         return f"CAST({c} AS VARCHAR)"
     if col.kind == "float":
         return f"TRY_CAST({c} AS DOUBLE)"
     if col.kind == "int":
-        # Reject 3.5 rather than let the cast round it: only whole numbers survive.
+        # Reject 3.5 rather than let the cast round it: only whole numbers survive. inf/NaN (NaN = NaN in
+        # DuckDB) and numbers beyond BIGINT would make the cast itself fail mid-query: they become NULL too.
         as_double = f"TRY_CAST({c} AS DOUBLE)"
-        return f"CASE WHEN {as_double} = FLOOR({as_double}) THEN CAST({as_double} AS BIGINT) END"
+        return (
+            f"CASE WHEN isfinite({as_double}) AND {as_double} = FLOOR({as_double}) "
+            f"THEN TRY_CAST({as_double} AS BIGINT) END"
+        )
     if col.kind == "bool":
         return f"TRY_CAST({c} AS BOOLEAN)"
     raise AssertionError(col.kind)
@@ -190,8 +222,11 @@ class TableReport:
 
 @dataclass
 class ValidationReport:
+    """Problems fail validation; warnings (e.g. a few duplicate rows) are reported and let it pass."""
+
     tables: dict[str, TableReport] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def raise_if_failed(self) -> None:
         if self.problems:
@@ -229,6 +264,21 @@ def _examples(con: duckdb.DuckDBPyConnection, view: str, column: str, where: str
 
 
 @dataclass(frozen=True)
+class ExtraColumn:
+    """A column outside the contract, typed as the source gives it; a CSV column is cast to the type DuckDB's
+    CSV sniffer infers, so the same data as CSV or Parquet gives the same types."""
+
+    name: str
+    sql: str  # expression over the raw column
+    type: str  # DuckDB type of `sql`
+    # `sql` can turn a value into NULL (a CSV value that does not fit the sniffed type): counted as an error.
+    cast: bool = False
+
+
+_NUMBER_FIX = "write a missing value as empty/null and correct the infinite ones"
+
+
+@dataclass(frozen=True)
 class _Check:
     """One row-level rule: the column, the rule in words, the fix, the SQL condition that marks a bad row, and
     optionally a cheaper aggregate counting those rows than `COUNT(*) FILTER (WHERE where)`."""
@@ -238,13 +288,18 @@ class _Check:
     fix: str
     where: str
     count: str | None = None
+    # Counted in a query of its own: a FILTER in the table's main aggregate would make that aggregate scan
+    # every column it names, where on Parquet it is otherwise answered from statistics alone.
+    alone: bool = False
 
     @property
     def count_sql(self) -> str:
         return self.count or f"COUNT(*) FILTER (WHERE {self.where})"
 
 
-def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> list[_Check]:
+def _rule_checks(
+    spec: TableSpec, raw_schema: dict[str, str], id_type: str, extras: tuple[ExtraColumn, ...] = ()
+) -> list[_Check]:
     """Every row-level rule that applies to the table's present columns."""
     checks = []
     present = [c for c in spec.columns if c.name in raw_schema]
@@ -277,6 +332,21 @@ def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> l
                     rule,
                     f"write it as {_ACCEPTED[col.kind]}",
                     f"{raw} IS NOT NULL AND {norm} IS NULL",
+                )
+            )
+        if col.kind == "float":
+            # inf/-inf (and NaN, which a Parquet writer may keep apart from null) pass every cast; the
+            # feature ratios and sums would carry them to an error far from the input.
+            # A stored number (not CSV text) is checked alone: reading one column of 13.4M events took 0.19 s,
+            # the main aggregate with this FILTER 0.6 s instead of 0.00 s (statistics).
+            typed = norm == raw
+            checks.append(
+                _Check(
+                    col.name,
+                    "is not a finite number (inf or NaN)",
+                    _NUMBER_FIX,
+                    f"NOT isfinite({norm})",
+                    alone=typed,
                 )
             )
         if col.min is not None or col.max is not None:
@@ -312,16 +382,52 @@ def _rule_checks(spec: TableSpec, raw_schema: dict[str, str], id_type: str) -> l
             checks.append(
                 _Check(later, f"is before {earlier}", f"fix the {later} of those rows", f"{nl} < {ne}")
             )
+    for extra in extras:
+        raw = q(extra.name)
+        if extra.cast:
+            checks.append(
+                _Check(
+                    extra.name,
+                    f"does not read as {extra.type} like the rest of the column",
+                    "correct those values, or give the table as Parquet with the column's type",
+                    f"{raw} IS NOT NULL AND {extra.sql} IS NULL",
+                )
+            )
+        # Extra numbers of customers are attribute features: inf would fail deep inside feature building.
+        if spec.name == "customers" and _base_type(extra.type) in _FLOAT_TYPES:
+            checks.append(
+                _Check(
+                    extra.name,
+                    "is not a finite number (inf or NaN)",
+                    _NUMBER_FIX,
+                    f"NOT isfinite({extra.sql})",
+                )
+            )
     return checks
 
 
 def check_table(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, view: str, raw_schema: dict[str, str], id_type: str
-) -> tuple[list[str], TableReport]:
-    """Run every row-level rule of one table in a single scan; return problems and a summary."""
-    checks = _rule_checks(spec, raw_schema, id_type)
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    view: str,
+    raw_schema: dict[str, str],
+    id_type: str,
+    limits: Limits,
+    extras: tuple[ExtraColumn, ...] = (),
+) -> tuple[list[str], list[str], TableReport]:
+    """Run every row-level rule of one table in one aggregate query; return problems, warnings and a summary.
+
+    Dates in the future are gated by the column's maximum (from Parquet statistics, free) and only counted,
+    with examples, when the maximum is too late. Exact duplicate rows cost a scan of their own (below).
+    """
+    all_checks = _rule_checks(spec, raw_schema, id_type, extras)
+    checks = [c for c in all_checks if not c.alone]
+    alone = [c for c in all_checks if c.alone]
     ts_col = next((c for c in ("ts", "signup_date") if c in raw_schema), None)
     aggs = ["COUNT(*)"] + [c.count_sql for c in checks]
+    future = _future_checks(spec, raw_schema, id_type, limits)
+    # MAX answers from Parquet statistics: the future-date gate costs nothing on the happy path.
+    aggs += [gate for gate, _ in future]
     if ts_col:
         norm_ts = normalised_expr(spec.column(ts_col), raw_schema[ts_col], id_type)
         aggs += [
@@ -330,17 +436,29 @@ def check_table(
         ]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM {view}").fetchone()
     n_rows = row[0]
-    counts = row[1 : 1 + len(checks)]
+    counts = list(row[1 : 1 + len(checks)])
+    gates = row[1 + len(checks) : 1 + len(checks) + len(future)]
     report = TableReport(spec.name, n_rows, list(raw_schema))
     if ts_col:
         report.first, report.last = row[-2], row[-1]
-    problems = []
+    if alone:
+        checks += alone
+        counts += con.execute(f"SELECT {', '.join(c.count_sql for c in alone)} FROM {view}").fetchone()
+    for (_, check), beyond in zip(future, gates, strict=True):
+        if beyond:
+            checks.append(check)
+            counts.append(con.execute(f"SELECT {check.count_sql} FROM {view}").fetchone()[0])
+    problems, warnings = [], []
     for c, count in zip(checks, counts, strict=True):
         if count:
             ex = _examples(con, view, c.column, c.where)
             problems.append(
                 f"{spec.name}.{c.column}: {count:,} of {n_rows:,} rows {c.rule} (e.g. {ex}); {c.fix}"
             )
+    if spec.name in DUPLICATE_CHECKED and n_rows:
+        message, is_error = _duplicate_rows(con, spec, view, list(raw_schema), n_rows, limits)
+        if message:
+            (problems if is_error else warnings).append(message)
     if spec.name == "customers" and "customer_id" in raw_schema:
         norm_id = normalised_expr(_ID, raw_schema["customer_id"], id_type)
         dup = con.execute(
@@ -353,7 +471,102 @@ def check_table(
                 f"customers.customer_id: {dup[0]:,} ids appear more than once ({int(dup[1]):,} rows, e.g. "
                 f"{', '.join(map(repr, dup[2]))}); keep one row per customer"
             )
-    return problems, report
+    return problems, warnings, report
+
+
+def _future_checks(
+    spec: TableSpec, raw_schema: dict[str, str], id_type: str, limits: Limits
+) -> list[tuple[str, _Check]]:
+    """(gate aggregate, check) per date/timestamp column: no row may be dated after the last
+    allowed date (the reference date + max_future_days; a timestamp anywhere on that day is fine)."""
+    last = limits.last_allowed_date
+    out = []
+    for col in spec.columns:
+        if col.kind not in {"date", "timestamp"} or col.name not in raw_schema:
+            continue
+        norm = normalised_expr(col, raw_schema[col.name], id_type)
+        if col.kind == "date":
+            bound = f"DATE '{last.isoformat()}'"
+        else:
+            bound = f"TIMESTAMP '{(last + dt.timedelta(days=1)).isoformat()}'"
+        op = ">" if col.kind == "date" else ">="
+        check = _Check(
+            col.name,
+            f"is dated after {last} (reference date {limits.reference_date} + data.max_future_days "
+            f"{limits.max_future_days})",
+            "data cannot come from the future: correct those dates (a wrong year or time zone?) or drop the "
+            "rows; if the data is a replayed or simulated period, pass --as-of with its date",
+            f"{norm} {op} {bound}",
+        )
+        out.append((f"MAX({norm}) {op} {bound}", check))
+    return out
+
+
+# Up to this many repeated row hashes are confirmed row by row (a 64-bit hash can collide); beyond, the count
+# is far above any collision (expected colliding pairs at 120M rows: n^2 / 2^65 ~ 4e-4) and is taken as is.
+_CONFIRMED_HASHES = 10_000
+
+
+def _duplicate_rows(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    view: str,
+    columns: list[str],
+    n_rows: int,
+    limits: Limits,
+) -> tuple[str | None, bool]:
+    """The message about rows that repeat another row in every column (None if none), and whether it is an
+    error (their share above `limits.duplicate_rows_error_share`) or a warning.
+
+    One scan hashes every row (DuckDB); sorting the 64-bit hashes (numpy) puts repeats side by side; only
+    when there are some, a second scan confirms them (and finds examples) among the rows with those hashes.
+    Measured on a simulated 200k-customer company (13.4M events, 2.8M payments; 11 events are real repeats)
+    on the shared 2-core machine: validation 0.6-1.1 s before this check, 2.3-3.4 s with it (events: fetching
+    the hashes 0.7 s, sorting 0.2 s, confirming 0.3-0.5 s). Side by side on the events, fetching and sorting
+    took 0.7-1.0 s where DuckDB's hash aggregate over the hashes took 3.6-6.0 s and GROUP BY all columns
+    4.6-6.5 s; an approximate distinct count (HyperLogLog, 0.2-1% off there) cannot tell 11 repeats from
+    none, or a 0.9% share from 1.1%. Memory: 8 bytes a row while it runs (~1 GB at 120M events).
+    """
+    r, n = q("__row"), q("__n")
+    hashes = con.execute(f"SELECT hash({r}) AS h FROM {view} AS {r}").fetchnumpy()["h"]
+    hashes.sort()
+    repeats = hashes[1:][hashes[1:] == hashes[:-1]]
+    del hashes
+    if not len(repeats):
+        return None, False
+    extra = len(repeats)
+    repeated = np.unique(repeats)
+    groups = len(repeated)
+    keys = [c for c in ("customer_id", "ts") if c in columns]
+    example = " || ', ' || ".join(f"'{c} ' || COALESCE(CAST({q(c)} AS VARCHAR), 'null')" for c in keys)
+    shown = repeated if groups <= _CONFIRMED_HASHES else repeated[:3]
+    confirmed_groups, confirmed_extra, sample = con.execute(
+        f"SELECT COUNT(*), SUM({n} - 1), LIST({example} ORDER BY {', '.join(map(q, keys))})[1:3] FROM "
+        f"(SELECT *, COUNT(*) AS {n} FROM {view} AS {r} WHERE hash({r}) IN (SELECT UNNEST(?::UBIGINT[])) "
+        f"GROUP BY ALL HAVING COUNT(*) > 1)",
+        [shown.tolist()],
+    ).fetchone()
+    if groups <= _CONFIRMED_HASHES:
+        extra = confirmed_extra or 0
+        if not confirmed_groups:  # only hash collisions: no real repeat
+            return None, False
+    share = extra / n_rows
+    what = (
+        f"{spec.name} (all columns equal: {', '.join(columns)}): {int(extra):,} of {n_rows:,} rows "
+        f"({share:.2%}) repeat another row exactly (e.g. {'; '.join(sample or [])})"
+    )
+    limit = limits.duplicate_rows_error_share
+    if share > limit:
+        return (
+            f"{what}; above data.duplicate_rows_error_share ({limit:.2%}): drop the repeated rows (was part of "
+            f"the extract loaded twice?), or add the column that tells them apart",
+            True,
+        )
+    return (
+        f"{what}; kept (at most data.duplicate_rows_error_share, {limit:.2%}): drop them if they are one "
+        f"record loaded twice",
+        False,
+    )
 
 
 def empty_problem(spec: TableSpec) -> str:

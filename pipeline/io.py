@@ -4,6 +4,12 @@ A data source is a folder of `<table>.parquet` / `<table>.csv` files (or `<table
 parts), or a DuckDB database file holding tables of those names. Tables are exposed as lazy DuckDB views:
 nothing is copied into memory; the contract casts are part of the view, and validation is a handful of
 aggregate queries over them.
+
+One typing for every format: contract columns are cast to their contract types (a value that does not fit
+is counted and named by validation, not a read error), other columns keep the type the source gives them;
+a CSV gives none, so its other columns take the type DuckDB's CSV sniffer infers (numbers, booleans,
+dates), and the same data as CSV or Parquet makes the same tables. Timestamps are UTC: an offset in a CSV
+value is applied, a value without one is UTC already.
 """
 
 from __future__ import annotations
@@ -28,9 +34,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.inputs import TABLE_NAMES, SourceTables
+from pipeline.config import DataConfig
 from pipeline.contract import (
     ALL_NULL,
     TABLES,
+    ExtraColumn,
+    Limits,
     TableSpec,
     ValidationReport,
     check_table,
@@ -70,9 +79,10 @@ def _sql_str(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _discover_folder(folder: Path) -> tuple[dict[str, str], list[Path]]:
-    """Map table name -> SQL reading it, and the files read (for the fingerprint)."""
+def _discover_folder(folder: Path) -> tuple[dict[str, str], dict[str, Path], list[Path]]:
+    """Map table name -> SQL reading it, the CSV files among them, and the files read (for the fingerprint)."""
     readers: dict[str, str] = {}
+    csv_files: dict[str, Path] = {}
     files: list[Path] = []
     for name in TABLE_NAMES:
         candidates = {
@@ -93,8 +103,10 @@ def _discover_folder(folder: Path) -> tuple[dict[str, str], list[Path]]:
             readers[name] = f"read_parquet({_sql_str(p)})"
             files.append(p)
         elif kind == "csv":
-            # All text: the contract does the typing, so a bad value is counted and named, not a read error.
+            # All text: the contract (and `_sniffed_columns` for the other columns) does the typing, so a bad
+            # value is counted and named, not a read error.
             readers[name] = f"read_csv({_sql_str(p)}, header = true, all_varchar = true)"
+            csv_files[name] = p
             files.append(p)
         else:
             parts = sorted(p.rglob("*.parquet"))
@@ -102,7 +114,59 @@ def _discover_folder(folder: Path) -> tuple[dict[str, str], list[Path]]:
                 raise ConfigError(f"data source {folder}: folder {p} holds no .parquet files")
             readers[name] = f"read_parquet({_sql_str(p / '**' / '*.parquet')}, union_by_name = true)"
             files.extend(parts)
-    return readers, files
+    return readers, csv_files, files
+
+
+def _sniffed_columns(duck: duckdb.DuckDBPyConnection, path: Path) -> dict[str, tuple[str, str]]:
+    """Column -> (SQL casting its text to the type DuckDB's CSV sniffer infers for it, that type); VARCHAR
+    columns are left out.
+
+    The sniffer reads a sample; a later value that does not fit becomes NULL in the cast and is counted by
+    validation (`ExtraColumn.cast`), where reading with the sniffed types would fail the whole query.
+    """
+    try:
+        columns, date_format, ts_format = duck.execute(
+            f"SELECT Columns, DateFormat, TimestampFormat FROM sniff_csv({_sql_str(path)}, header = true)"
+        ).fetchone()
+    except duckdb.Error as e:
+        raise ConfigError(
+            f"cannot read {path} as CSV ({e}); check its delimiter, quoting and encoding"
+        ) from e
+    casts: dict[str, tuple[str, str]] = {}
+    for col in columns:
+        name, typ = col["name"], col["type"].upper()
+        c = q(name)
+        if typ == "VARCHAR":
+            continue
+        if typ == "DATE" and date_format:
+            casts[name] = (f"CAST(TRY_STRPTIME({c}, {_sql_str(date_format)}) AS DATE)", "DATE")
+        elif typ.startswith("TIMESTAMP") and ts_format:
+            casts[name] = (f"CAST(TRY_STRPTIME({c}, {_sql_str(ts_format)}) AS TIMESTAMP)", "TIMESTAMP")
+        elif typ.startswith("TIMESTAMP"):
+            # As contract timestamps: offsets applied, naive values UTC, no time zone kept.
+            casts[name] = (f"CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS TIMESTAMP)", "TIMESTAMP")
+        else:
+            casts[name] = (f"TRY_CAST({c} AS {typ})", typ)
+    return casts
+
+
+def _extra_columns(
+    spec: TableSpec, raw_schema: dict[str, str], sniffed: dict[str, tuple[str, str]]
+) -> tuple[ExtraColumn, ...]:
+    """The table's columns outside the contract, typed: CSV ones as sniffed, zoned timestamps as UTC."""
+    contract = {c.name for c in spec.columns}
+    extras = []
+    for name, raw_type in raw_schema.items():
+        if name in contract:
+            continue
+        if name in sniffed:
+            sql, typ = sniffed[name]
+            extras.append(ExtraColumn(name, sql, typ, cast=True))
+        elif raw_type.upper() == "TIMESTAMP WITH TIME ZONE":
+            extras.append(ExtraColumn(name, f"CAST({q(name)} AS TIMESTAMP)", "TIMESTAMP"))
+        else:
+            extras.append(ExtraColumn(name, q(name), raw_type))
+    return tuple(extras)
 
 
 def _file_digest(paths: list[Path], root: Path) -> str:
@@ -127,16 +191,42 @@ def _connect() -> Any:
     return con
 
 
-def open_source(path: Path | str, *, validate: bool = True) -> Source:
-    """Open a data source folder or DuckDB file; with `validate`, contract violations raise DataValidationError."""
+def utc_today() -> dt.date:
+    """Today's date in UTC, the time zone of the data: the default reference date of validation."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def contract_limits(cfg: DataConfig, today: dt.date, as_of: dt.date | None = None) -> Limits:
+    """The run-dependent rule settings. The reference date is `today`, or a later `as_of` (a replayed or
+    simulated period); an earlier as-of does not lower it: data after a past as-of is normal when rescoring."""
+    reference = max(today, as_of) if as_of is not None else today
+    return Limits(reference, cfg.max_future_days, cfg.duplicate_rows_error_share)
+
+
+def open_source(
+    path: Path | str,
+    *,
+    validate: bool = True,
+    cfg: DataConfig | None = None,
+    today: dt.date | None = None,
+    as_of: dt.date | None = None,
+) -> Source:
+    """Open a data source folder or DuckDB file; with `validate`, contract violations raise DataValidationError.
+
+    `cfg` holds the rule settings (default: the defaults), `today` the date no data may be later than
+    (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later.
+    """
     path = Path(path)
+    limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of)
     con = _connect()
     raw: dict[str, str] = {}
+    sniffed: dict[str, dict[str, tuple[str, str]]] = {}
     if path.is_dir():
-        readers, files = _discover_folder(path)
+        readers, csv_files, files = _discover_folder(path)
         for name, reader in readers.items():
             con.con.execute(f"CREATE VIEW {q('raw_' + name)} AS SELECT * FROM {reader}")
             raw[name] = "raw_" + name
+        sniffed = {name: _sniffed_columns(con.con, p) for name, p in csv_files.items()}
         fingerprint = _file_digest(files, path)
     elif path.is_file() and path.suffix.lower() in DUCKDB_SUFFIXES:
         con.con.execute(f"ATTACH {_sql_str(path)} AS src (READ_ONLY)")
@@ -168,16 +258,24 @@ def open_source(path: Path | str, *, validate: bool = True) -> Source:
             f"data source {path} has no customers table (expected customers.parquet, customers.csv, "
             f"a customers/ folder of Parquet parts, or a DuckDB table named customers)"
         )
-    return _normalise(con, raw, path, fingerprint, validate)
+    return _normalise(con, raw, path, fingerprint, validate, limits, sniffed)
 
 
-def source_from_frames(frames: dict[str, pd.DataFrame], *, validate: bool = True) -> Source:
+def source_from_frames(
+    frames: dict[str, pd.DataFrame],
+    *,
+    validate: bool = True,
+    cfg: DataConfig | None = None,
+    today: dt.date | None = None,
+    as_of: dt.date | None = None,
+) -> Source:
     """A source from in-memory pandas frames, through the same typing and validation as files."""
     unknown = set(frames) - set(TABLE_NAMES)
     if unknown:
         raise ConfigError(f"unknown table(s) {sorted(unknown)}; tables are {list(TABLE_NAMES)}")
     if "customers" not in frames:
         raise ConfigError("a source needs a customers table")
+    limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of)
     con = _connect()
     h = hashlib.blake2b(digest_size=16)
     for name in TABLE_NAMES:
@@ -187,7 +285,7 @@ def source_from_frames(frames: dict[str, pd.DataFrame], *, validate: bool = True
             h.update(name.encode())
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
             h.update(",".join(map(str, df.columns)).encode())
-    return _normalise(con, {n: f"raw_{n}" for n in frames}, None, h.hexdigest(), validate)
+    return _normalise(con, {n: f"raw_{n}" for n in frames}, None, h.hexdigest(), validate, limits, {})
 
 
 def _raw_schema(con: duckdb.DuckDBPyConnection, view: str, spec: TableSpec) -> dict[str, str]:
@@ -225,7 +323,15 @@ def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[
     return "BIGINT"
 
 
-def _normalise(con: Any, raw: dict[str, str], path: Path | None, fingerprint: str, validate: bool) -> Source:
+def _normalise(
+    con: Any,
+    raw: dict[str, str],
+    path: Path | None,
+    fingerprint: str,
+    validate: bool,
+    limits: Limits,
+    sniffed: dict[str, dict[str, tuple[str, str]]],
+) -> Source:
     duck = con.con
     schemas = {name: _raw_schema(duck, view, TABLES[name]) for name, view in raw.items()}
     report = ValidationReport()
@@ -239,16 +345,20 @@ def _normalise(con: Any, raw: dict[str, str], path: Path | None, fingerprint: st
         # Typed views cannot be built over missing or mistyped columns: stop here, whatever `validate` says.
         report.raise_if_failed()
     id_type = _id_type(duck, raw, schemas)
+    extras = {name: _extra_columns(TABLES[name], schemas[name], sniffed.get(name, {})) for name in raw}
     for name, view in raw.items():
         spec = TABLES[name]
         cols = [c for c in spec.columns if c.name in schemas[name]]
         select = [f"{normalised_expr(c, schemas[name][c.name], id_type)} AS {q(c.name)}" for c in cols]
-        extra = [q(c) for c in schemas[name] if c not in {c.name for c in cols}]
-        duck.execute(f"CREATE VIEW {q(name)} AS SELECT {', '.join(select + extra)} FROM {view}")
+        select += [e.sql if e.sql == q(e.name) else f"{e.sql} AS {q(e.name)}" for e in extras[name]]
+        duck.execute(f"CREATE VIEW {q(name)} AS SELECT {', '.join(select)} FROM {view}")
     if validate:
         for name, view in raw.items():
-            problems, table_report = check_table(duck, TABLES[name], view, schemas[name], id_type)
+            problems, warnings, table_report = check_table(
+                duck, TABLES[name], view, schemas[name], id_type, limits, extras[name]
+            )
             report.problems += problems
+            report.warnings += warnings
             report.tables[name] = table_report
         customers = max(report.tables["customers"].rows, 1)
         for name in raw:
@@ -257,6 +367,9 @@ def _normalise(con: Any, raw: dict[str, str], path: Path | None, fingerprint: st
                 problem = orphan_problem(duck, name, q(name), q("customers"), per_customer)
                 if problem:
                     report.problems.append(problem)
+        for warning in report.warnings:
+            # Stages do not print the report: the log keeps a warning from being silent there.
+            log.warning("input data: %s", warning)
         report.raise_if_failed()
     tables = SourceTables(**{name: con.table(name) for name in raw})
     return Source(path, con, tables, _data_end_date(duck, raw), fingerprint, report)

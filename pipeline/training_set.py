@@ -131,7 +131,7 @@ def compute_features(cfg: Config, as_of: dt.date | None = None, source: Source |
     Columns: customer_id, then the features; categorical features have pandas `category` dtype. Rows come
     in the engine's order, which varies between runs: sort (`in_customer_order`) where order matters.
     """
-    source = source if source is not None else open_source(cfg.data.source)
+    source = source if source is not None else open_source(cfg.data.source, cfg=cfg.data, as_of=as_of)
     as_of = _resolve_as_of(source, as_of)
     expr = feature_table(source.tables, as_of, cfg.features)
     frame = _execute_checked(expr, as_of, "feature table")
@@ -146,7 +146,7 @@ def write_feature_table(
     cfg: Config, as_of: dt.date | None = None, source: Source | None = None
 ) -> FeatureTableResult:
     """Compute the feature table as of a date and write it to `<workdir>/features/as_of=YYYY-MM-DD.parquet`."""
-    source = source if source is not None else open_source(cfg.data.source)
+    source = source if source is not None else open_source(cfg.data.source, cfg=cfg.data, as_of=as_of)
     as_of = _resolve_as_of(source, as_of)
     frame = in_customer_order(compute_features(cfg, as_of, source))
     path = feature_table_path(cfg, as_of)
@@ -201,7 +201,7 @@ def load_or_build_training_set(
 ) -> TrainingSet:
     """The training set for `cfg`: reused from `<workdir>/training_sets/<fingerprint>/` when present, else
     built from rolling snapshots and written there atomically."""
-    source = source if source is not None else open_source(cfg.data.source)
+    source = source if source is not None else open_source(cfg.data.source, cfg=cfg.data)
     fingerprint = training_set_fingerprint(cfg, source.fingerprint)
     path = training_set_dir(cfg, fingerprint)
     cached = _load_cached(path, fingerprint)

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Annotated
+
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli._common import ConfigOpt, DataOpt, console, load, reported_errors
-from pipeline.io import open_source
+from pipeline.cli._common import ConfigOpt, DataOpt, console, load, parse_as_of, reported_errors
+from pipeline.io import open_source, utc_today
 
 app = typer.Typer()
 
+ValidateAsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="As-of date YYYY-MM-DD the data is for; when later than today, data may run up to it "
+        "(a replayed or simulated period). Default: today.",
+    ),
+]
+
 
 @app.command("validate")
-def validate(config: ConfigOpt = None, data: DataOpt = None) -> None:
+def validate(config: ConfigOpt = None, data: DataOpt = None, as_of: ValidateAsOfOpt = None) -> None:
     """Check a data source against the input data contract and print a summary (row counts, date ranges)."""
     with reported_errors():
         cfg = load(config, data, writes_workdir=False)
-        source = open_source(cfg.data.source)
+        io_log = logging.getLogger("pipeline.io")
+        level = io_log.level
+        io_log.setLevel(
+            logging.ERROR
+        )  # the summary prints the warnings; the IO layer's log would repeat them
+        try:
+            source = open_source(cfg.data.source, cfg=cfg.data, today=utc_today(), as_of=parse_as_of(as_of))
+        finally:
+            io_log.setLevel(level)
         table = Table(title=f"data source {cfg.data.source}: valid", title_justify="left")
         for col in ("table", "rows", "first", "last", "columns"):
             table.add_column(col, justify="right" if col == "rows" else "left")
@@ -33,3 +54,5 @@ def validate(config: ConfigOpt = None, data: DataOpt = None) -> None:
             console.print(
                 f"optional tables absent (their feature families are skipped): {', '.join(missing)}"
             )
+        for warning in source.report.warnings:
+            console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)

@@ -94,7 +94,8 @@ def test_active_days_across_bit_mask_words() -> None:
     ages = [0, 0, 61, 62, 123, 124, 129, 130]  # days before t (0 twice: one active day)
     events = frame(
         "customer_id ts event_type",
-        [(1, f"{AS_OF - dt.timedelta(days=a)} 12:00", "login") for a in ages],
+        # Distinct hours: two identical rows would be exact duplicates, which the data contract reports.
+        [(1, f"{AS_OF - dt.timedelta(days=a)} {10 + i}:00", "login") for i, a in enumerate(ages)],
     )
     cfg = FeatureConfig(windows=(62, 63, 124, 130))
     r = rows_by_customer(activity.activity_features(source(events=events).tables.events, AS_OF, cfg))[1]

@@ -65,3 +65,10 @@ def test_features_writes_the_table_and_counts_features_per_family(company, tmp_p
     shown = {m[1]: int(m[2]) for m in re.finditer(r"│ (\w+) +│ +(\d+) │", result.output)}
     assert shown.pop("total") == len(names)
     assert shown == dict(Counter(family(n) for n in names))
+
+
+def test_validate_with_a_malformed_as_of_exits_2(tmp_path):
+    customers().to_parquet(tmp_path / "customers.parquet", index=False)
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path), "--as-of", "2024-13-01"])
+    assert result.exit_code == 2
+    assert "--as-of '2024-13-01' is not a date" in result.output

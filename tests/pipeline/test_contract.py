@@ -190,7 +190,7 @@ def test_orphan_customer_ids_of_a_table_with_many_rows_per_customer():
         n = len(ids)
         return events(
             customer_id=ids,
-            ts=pd.to_datetime(["2024-04-01"] * n),
+            ts=pd.Timestamp("2024-04-01") + pd.to_timedelta(range(n), unit="min"),  # no exact duplicates
             event_type=["login"] * n,
             amount=[None] * n,
         )

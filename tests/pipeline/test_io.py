@@ -48,6 +48,37 @@ def test_csv_with_a_bad_date_is_reported_not_crashed(tmp_path):
         open_source(tmp_path)
 
 
+def test_csv_timestamp_with_a_malformed_offset_is_reported(tmp_path):
+    # Offsets go through a TIMESTAMPTZ cast (tests/pipeline/test_hostile_data.py): one it cannot read is
+    # still counted and named, not dropped.
+    write(tmp_path, "customers", customers(), "csv")
+    (tmp_path / "events.csv").write_text(
+        "customer_id,ts,event_type\n1,2024-03-01 10:00:00+05:30,login\n1,2024-03-01 10:00:00+05:3x,login\n"
+    )
+    with pytest.raises(
+        DataValidationError,
+        match=r"events.ts: 1 of 2 rows is not a parseable timestamp \(e.g. '2024-03-01 10:00:00\+05:3x'\)",
+    ):
+        open_source(tmp_path)
+
+
+def test_csv_extra_columns_take_the_sniffed_types(tmp_path):
+    (tmp_path / "customers.csv").write_text(
+        "customer_id,signup_date,churn_date,fee,seats,loyal,first_login\n"
+        "1,2024-01-01,,9.5,2,True,2024-01-01 10:00:00+05:30\n"
+        "2,2024-01-02,,12,1,false,2024-01-02T10:00:00Z\n"
+    )
+    customers = open_source(tmp_path).tables.customers
+    schema = customers.schema()
+    assert schema["fee"].is_floating() and schema["seats"].is_integer() and schema["loyal"].is_boolean()
+    # Zoned timestamps outside the contract are UTC without zone too, like `ts`.
+    assert schema["first_login"].is_timestamp() and schema["first_login"].timezone is None
+    assert customers.first_login.execute().tolist() == [
+        pd.Timestamp("2024-01-01 04:30:00"),
+        pd.Timestamp("2024-01-02 10:00:00"),
+    ]
+
+
 def test_parquet_parts_folder(tmp_path):
     write(tmp_path, "customers", customers(), "parquet")
     parts = tmp_path / "events"
