@@ -33,11 +33,12 @@ dependencies), each fitted on all 200,000 customers:
     this module (SciPy L-BFGS-B, analytic)    0.5909  11.5245   0.8024  2.4865   1.0
     lifetimes 0.11.3 BetaGeoFitter            0.5909  11.5245   0.8024  2.4864   7.4
     pymc-marketing 0.19.2 BetaGeoModel, MAP   0.5909  11.5239   0.8022  2.4855  16.8
-    btyd 0.1a1                                (not run: pins pymc<5 and autograd==1.4)
+    btyd 0.1a1 (latest on PyPI)               does not import on Python 3.11 (pins autograd==1.4)
 
 P(alive) and expected events over 30 days agree with lifetimes' to 3e-5 (relative, every customer).
 `lifetimes` is unmaintained (last release 2020; it would not even import until autograd was upgraded by
-hand: `inspect.getargspec` is gone from Python 3.11); `btyd`, its fork, pins PyMC < 5 and autograd 1.4;
+hand: autograd < 1.5 calls `inspect.getargspec`, gone in Python 3.11); `btyd`, its fork, pins PyMC < 5
+and exactly that autograd 1.4, so it fails the same way with nothing to upgrade;
 `pymc-marketing` is maintained but pulls PyMC/PyTensor (hundreds of MB, a C compiler at import) for a
 4-parameter optimisation of a closed form. This module needs nothing beyond SciPy (already required), is
 tested against numerical integration of the model, and matches both libraries to 4 significant digits.

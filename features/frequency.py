@@ -23,12 +23,16 @@ BG/NBD convention (`features.btyd`: a repeat transaction = a later day with a pu
 Nulls, never sentinels: gap statistics need 2 visit days (the std, CV and the gap trend 3); customers with no
 events are absent (the feature table gives 0 counts and null rates).
 
-One pass, vectorised: known events -> one row per (customer, day) -> LAG(day) over the customer's days
-(a window function both DuckDB and Spark run) -> one group-by per customer. The median is the exact
-MEDIAN (DuckDB `percentile_cont(0.5)`, Spark `percentile(x, 0.5)`): exact and deterministic, where an
-approximate quantile (t-digest) may differ between runs with the engine's parallel merge order, and the
-gaps are few per customer, so exactness is cheap. The mean gap is (last day - first day) / (visit days - 1),
-identical to the mean of the gaps without averaging them.
+One pass, vectorised: known events -> LAG(day) over each customer's events ordered by day (a window
+function DuckDB and Spark both run) -> one group-by per customer. An event whose day differs from the
+previous event's starts a visit day, and its difference is the gap to the previous visit day; later events
+of the same day have a gap of 0 and are left out of the gap statistics. That gives exactly the statistics of
+the distinct days without building them: a GROUP BY (customer, day) first cost 2x the CPU on the 200k-customer
+simulated company (7.8M customer-days of 8.8M events; 4.1 vs 2.2 CPU-seconds for the family).
+The median is the exact MEDIAN (DuckDB `percentile_cont(0.5)`, Spark `percentile(x, 0.5)`): exact and
+deterministic, where an approximate quantile (t-digest) may differ between runs with the engine's parallel
+merge order, and was no faster here (DuckDB's approx_quantile cost more CPU). The mean gap is (last day -
+first day) / (visit days - 1), identical to the mean of the gaps.
 """
 
 from __future__ import annotations
@@ -38,36 +42,38 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.base import days_since, known_at
+from features.base import count_where, days_since, known_at, when
 
 
-def visit_days_table(events: ir.Table, as_of: dt.date) -> ir.Table:
-    """One row per customer and calendar day with events known at `as_of`: customer_id, day, n (events),
-    prev_day (the customer's previous visit day; null on their first)."""
+def event_days(events: ir.Table, as_of: dt.date) -> ir.Table:
+    """Events known at `as_of` as customer_id, day, prev_day (the day of the customer's previous event, in day
+    order; null on their first), gap (day - prev_day in days; null on the first event)."""
     known = known_at(events, as_of)
-    days = known.group_by("customer_id", day=known.ts.date()).aggregate(n=known.count())
+    e = known.select("customer_id", day=known.ts.date())
     w = ibis.window(group_by="customer_id", order_by="day")
-    return days.mutate(prev_day=days.day.lag().over(w))
+    e = e.mutate(prev_day=e.day.lag().over(w))
+    return e.mutate(gap=e.day.delta(e.prev_day, unit="day"))
 
 
 def frequency_features(events: ir.Table, as_of: dt.date) -> ir.Table:
     """Per customer with events known at `as_of`: the frequency family (see the module docstring)."""
-    d = visit_days_table(events, as_of)
-    gap = d.day.delta(d.prev_day, unit="day").cast("float64")  # null on the first visit day
-    per_customer = d.group_by("customer_id").aggregate(
-        lifetime_events=d.n.sum().cast("int64"),
-        visit_days=d.count(),
-        _first=d.day.min(),
-        _last=d.day.max(),
-        _prev_of_last=d.prev_day.max(),  # prev_day rises with day, so its max is the day before the last
-        visit_gap_median_days=gap.median(),
-        visit_gap_std_days=gap.std(how="sample"),
+    e = event_days(events, as_of)
+    starts_visit = e.prev_day.isnull() | (e.gap > 0)
+    visit_gap = when(e.gap > 0, e.gap.cast("float64"))  # one per visit day after the first
+    per_customer = e.group_by("customer_id").aggregate(
+        lifetime_events=e.count(),
+        visit_days=count_where(starts_visit),
+        _first=e.day.min(),
+        _last=e.day.max(),
+        _prev_visit=when(e.gap > 0, e.prev_day).max(),  # the visit day before the last one
+        visit_gap_median_days=visit_gap.median(),
+        visit_gap_std_days=visit_gap.std(how="sample"),
     )
     p = per_customer
     age = days_since(as_of, p._first)
     silent = days_since(as_of, p._last).cast("float64")
     mean_gap = p._last.delta(p._first, unit="day").cast("float64") / (p.visit_days - 1).nullif(0)
-    last_gap = p._last.delta(p._prev_of_last, unit="day").cast("float64")
+    last_gap = p._last.delta(p._prev_visit, unit="day").cast("float64")
     three_or_more = p.visit_days >= 3
     return p.select(
         "customer_id",
