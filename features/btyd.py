@@ -177,7 +177,17 @@ def fit_bgnbd(
         res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=_LOG_BOUNDS)
     if not np.isfinite(res.fun):
         raise ValueError(f"BG/NBD fit failed: {res.message}")
-    return BGNBDParams(*(float(v) for v in np.exp(res.x)))
+    params = BGNBDParams(*(float(v) for v in np.exp(res.x)))
+    at_bound = [
+        n
+        for n, v, (lo, hi) in zip(("r", "alpha", "a", "b"), res.x, _LOG_BOUNDS, strict=True)
+        if min(v - lo, hi - v) < 1e-6
+    ]
+    if at_bound or not res.success:
+        log.warning(
+            "BG/NBD fit %s (parameters at their bounds: %s): %s", res.message, at_bound or "none", params
+        )
+    return params
 
 
 def _log_odds_dead(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
