@@ -1,4 +1,4 @@
-"""Purchase frequency and regularity: how often a customer comes back, how regularly, and how overdue they are.
+"""Purchase frequency and regularity: how often a customer comes back, how regularly, how overdue they are.
 
 For non-contractual businesses (a purchase log, churn = no event in the next N days) the rhythm of a
 customer's own visits says more than any fixed window: a customer who buys every 3 days and has been
