@@ -70,7 +70,6 @@ PATTERNS: tuple[FeaturePattern, ...] = (
     # frequency and regularity (features.frequency), buy-till-you-die model (features.btyd)
     _P("lifetime_events", "frequency", "count", "{v} event{s} in total", default=0),
     _P("visit_days", "frequency", "count", "active on {v} day{s} in total", default=0),
-    _P("days_since_first_event", "frequency", "days", "first activity {v} day{s} ago", missing="no activity recorded"),
     _P("events_per_week", "frequency", "score", "{v} events a week since the first one", missing="no activity recorded"),
     _P("events_per_active_day", "frequency", "score", "{v} events per active day", missing="no activity recorded"),
     _P("visit_gap_mean_days", "frequency", "days", "visits every {v} day{s} on average",

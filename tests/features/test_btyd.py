@@ -146,30 +146,48 @@ def test_expected_events_stay_finite_for_heavy_visitors_and_a_equal_one() -> Non
 # ------------------------------------------------------------------ feature columns
 
 
-def test_add_btyd_columns_reads_the_summary_from_the_feature_columns() -> None:
-    x, t_x, T = simulate_bgnbd(500, 0.6, 12.0, 0.8, 2.5, seed=4)
-    days = np.floor(np.column_stack([x, t_x, T]))
-    frame = pd.DataFrame(
+def _feature_frame(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> pd.DataFrame:  # noqa: N803
+    """The frequency/recency columns a customer with summary (x, t_x, T) in whole days has."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_gap = np.where(x > 0, t_x / x, np.nan)
+    return pd.DataFrame(
         {
-            "customer_id": np.arange(500),
-            "visit_days": (days[:, 0] + 1).astype("int64"),
-            "days_since_first_event": days[:, 2],
-            "days_since_last_event": days[:, 2] - days[:, 1],
+            "customer_id": np.arange(len(x)),
+            "visit_days": (x + 1).astype("int64"),
+            "visit_gap_mean_days": mean_gap,
+            "days_since_last_event": T - t_x,
         }
     )
-    frame.loc[0, ["visit_days", "days_since_first_event", "days_since_last_event"]] = [0, np.nan, np.nan]
+
+
+def test_summaries_recover_x_t_x_and_T_exactly_from_the_feature_columns() -> None:
+    x, t_x, T = (np.floor(v) for v in simulate_bgnbd(2_000, 0.6, 12.0, 0.8, 2.5, seed=4))  # noqa: N806
+    has, x2, t_x2, T2 = btyd.summaries(_feature_frame(x, t_x, T))  # noqa: N806
+    assert has.all()
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(t_x2, t_x)  # t_x / x * x rounds back to the whole day
+    np.testing.assert_array_equal(T2, T)
+
+
+def test_add_btyd_columns_reads_the_summary_from_the_feature_columns() -> None:
+    x, t_x, T = (np.floor(v) for v in simulate_bgnbd(500, 0.6, 12.0, 0.8, 2.5, seed=4))  # noqa: N806
+    frame = _feature_frame(x, t_x, T)
+    frame.loc[0, ["visit_days", "visit_gap_mean_days", "days_since_last_event"]] = [0, np.nan, np.nan]
     out = btyd.add_btyd_columns(frame, horizon_days=30, max_fit_customers=10_000)
     assert list(out.columns) == [*frame.columns, "btyd_p_alive", "btyd_expected_events"]
     assert out.loc[0, ["btyd_p_alive", "btyd_expected_events"]].isna().all()  # no events: null
     rest = out.iloc[1:]
-    params = btyd.fit_bgnbd(days[1:, 0], days[1:, 1], days[1:, 2])
+    params = btyd.fit_bgnbd(x[1:], t_x[1:], T[1:])
+    want = btyd.p_alive(params, x[1:], t_x[1:], T[1:])
+    np.testing.assert_allclose(rest["btyd_p_alive"], np.round(want, 2))  # 2 decimals: see the docstring
     np.testing.assert_allclose(
-        rest["btyd_p_alive"], btyd.p_alive(params, days[1:, 0], days[1:, 1], days[1:, 2])
+        rest["btyd_expected_events"], btyd.expected_events(params, 30.0, x[1:], t_x[1:], T[1:])
     )
-    assert ((rest["btyd_p_alive"] > 0) & (rest["btyd_p_alive"] <= 1)).all()
+    assert ((rest["btyd_p_alive"] >= 0) & (rest["btyd_p_alive"] <= 1)).all()
     assert (
         rest.loc[rest["visit_days"] == 1, "btyd_p_alive"] == 1
     ).all()  # no repeat visit: alive by assumption
+    assert rest["btyd_p_alive"].nunique() > 5
     assert "btyd_p_alive" not in frame.columns  # the input is left alone
 
 
@@ -178,7 +196,7 @@ def test_add_btyd_columns_leaves_nulls_when_the_model_cannot_be_fitted() -> None
         {
             "customer_id": [1, 2],
             "visit_days": [1, 1],
-            "days_since_first_event": [3.0, 9.0],
+            "visit_gap_mean_days": [np.nan, np.nan],
             "days_since_last_event": [3.0, 9.0],
         }
     )
