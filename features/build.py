@@ -18,7 +18,7 @@ from collections import Counter
 import ibis
 import ibis.expr.types as ir
 
-from features import activity, attributes, complaints, payments, recency, support, surveys
+from features import activity, attributes, complaints, frequency, payments, recency, support, surveys
 from features.base import (
     active_customers,
     aggregate,
@@ -34,7 +34,7 @@ from pipeline.config import FeatureConfig
 from pipeline.errors import ConfigError
 
 # Bump when a feature's definition changes, so cached training sets built with the old one are not reused.
-FEATURE_SET_VERSION = "1"
+FEATURE_SET_VERSION = "2"  # 2: the frequency family and the BG/NBD columns
 
 
 def customer_table(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
@@ -69,8 +69,9 @@ def family_tables(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> l
     if tables.events is not None:
         parts.append(recency.days_since_last_event(tables.events, as_of, cfg.important_event_types))
         parts.append(activity.activity_features(tables.events, as_of, cfg))
+        parts.append(frequency.frequency_features(tables.events, as_of))
     else:
-        note_missing("events table", "the recency (days since last event) and activity families")
+        note_missing("events table", "the recency (days since last event), activity and frequency families")
     if tables.support_contacts is not None:
         known = known_at(tables.support_contacts, as_of)
         recent = within_window(known, as_of, max(cfg.windows))

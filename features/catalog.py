@@ -18,7 +18,17 @@ from typing import Any, Literal
 
 from features.payments import PRICE_LOOKBACK_DAYS
 
-FAMILIES = ("recency", "activity", "support", "complaints", "surveys", "payments", "price", "attributes")
+FAMILIES = (
+    "recency",
+    "frequency",
+    "activity",
+    "support",
+    "complaints",
+    "surveys",
+    "payments",
+    "price",
+    "attributes",
+)
 
 # How a value is put into words:
 #   count/days/minutes/score/money -> {v} formatted as a number ({s} = plural 's' when v != 1)
@@ -26,7 +36,8 @@ FAMILIES = ("recency", "activity", "support", "complaints", "surveys", "payments
 #   pct    -> {change}: same, from a percentage change
 #   delta  -> {change}: 'up 3 points' / 'down 4 points' / 'unchanged'
 #   flag   -> `text` when the value is 1, `off` when 0
-Kind = Literal["count", "days", "minutes", "score", "money", "ratio", "pct", "delta", "flag"]
+#   prob   -> {v} with two decimals; `text` when the value is at least 0.5, `off` below
+Kind = Literal["count", "days", "minutes", "score", "money", "ratio", "pct", "delta", "flag", "prob"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,27 @@ PATTERNS: tuple[FeaturePattern, ...] = (
     _P("days_since_last_complaint", "complaints", "days", "last complaint {v} day{s} ago", missing="never complained"),
     _P("days_since_last_survey", "surveys", "days", "last survey answer {v} day{s} ago", missing="never answered a survey"),
     _P(r"days_since_last_(?P<type>.+)", "recency", "days", "no {type} for {v} day{s}", missing="no {type} recorded"),
+    # frequency and regularity (features.frequency), buy-till-you-die model (features.btyd)
+    _P("lifetime_events", "frequency", "count", "{v} event{s} in total", default=0),
+    _P("visit_days", "frequency", "count", "active on {v} day{s} in total", default=0),
+    _P("events_per_week", "frequency", "score", "{v} events a week since the first one", missing="no activity recorded"),
+    _P("events_per_active_day", "frequency", "score", "{v} events per active day", missing="no activity recorded"),
+    _P("visit_gap_mean_days", "frequency", "days", "visits every {v} day{s} on average",
+       missing="fewer than two active days so far", concept="visit_gap"),
+    _P("visit_gap_median_days", "frequency", "days", "typically {v} day{s} between visits",
+       missing="fewer than two active days so far", concept="visit_gap"),
+    _P("visit_gap_std_days", "frequency", "days", "gaps between visits vary by {v} day{s}",
+       missing="fewer than three active days so far", concept="visit_regularity"),
+    _P("visit_gap_cv", "frequency", "score", "gaps between visits vary by {v}x their average",
+       missing="fewer than three active days so far", concept="visit_regularity"),
+    _P("visit_overdue_ratio", "frequency", "score", "no visit for {v}x their average gap between visits",
+       missing="fewer than two active days so far"),
+    _P("visit_gap_last_vs_mean", "frequency", "ratio", "last gap between visits {change} vs their average gap",
+       missing="fewer than three active days so far"),
+    _P("btyd_p_alive", "frequency", "prob", "likely still active (P(alive) {v})",
+       off="likely no longer active (P(alive) {v})", missing="no activity recorded"),
+    _P("btyd_expected_events", "frequency", "score", "{v} active days expected in the label horizon",
+       missing="no activity recorded"),
     # activity
     _P(r"events_trend_(?P<recent>\d+)_vs_prev(?P<before>\d+)", "activity", "ratio",
        "activity in the last {recent} days {change} vs the {before} days before",
@@ -179,6 +211,9 @@ def describe(feature_name: str, value: Any) -> str:
     fields: dict[str, str] = dict(groups)
     if pattern.kind == "flag":
         return (pattern.text if v >= 0.5 else (pattern.off or f"not {pattern.text}")).format(**fields)
+    if pattern.kind == "prob":
+        fields["v"] = f"{v:.2f}"
+        return (pattern.text if v >= 0.5 else (pattern.off or pattern.text)).format(**fields)
     if pattern.kind == "ratio":
         fields["change"] = _change((v - 1.0) * 100.0)
     elif pattern.kind == "pct":

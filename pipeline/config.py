@@ -93,6 +93,16 @@ class FeatureConfig(_Section):
         (), description="Customer columns forced to numbers (default: numeric dtypes)."
     )
     exclude_attributes: tuple[str, ...] = Field((), description="Customer columns never used as features.")
+    btyd: bool = Field(
+        True,
+        description="BG/NBD features btyd_p_alive and btyd_expected_events (next label.horizon_days), fitted "
+        "per as-of date; only when there is an events table.",
+    )
+    btyd_max_fit_customers: int = Field(
+        100_000,
+        ge=100,
+        description="The BG/NBD fit uses a seeded random subsample of this many customers when there are more.",
+    )
 
     @field_validator("windows")
     @classmethod

@@ -26,6 +26,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from features.btyd import add_btyd_columns
 from features.build import FEATURE_SET_VERSION, categorical_features, feature_table
 from features.labels import churn_labels, snapshot_dates
 from pipeline.config import Config
@@ -134,8 +135,24 @@ def compute_features(cfg: Config, as_of: dt.date | None = None, source: Source |
     source = source if source is not None else open_source(cfg.data.source, cfg=cfg.data, as_of=as_of)
     as_of = _resolve_as_of(source, as_of)
     expr = feature_table(source.tables, as_of, cfg.features)
-    frame = _execute_checked(expr, as_of, "feature table")
+    frame = _with_btyd(_execute_checked(expr, as_of, "feature table"), source, cfg)
     return _as_categories(frame, categorical_features(expr))
+
+
+def _btyd_on(source: Source, cfg: Config) -> bool:
+    return cfg.features.btyd and source.tables.events is not None
+
+
+def _with_btyd(frame: pd.DataFrame, source: Source, cfg: Config) -> pd.DataFrame:
+    """The BG/NBD columns (`features.btyd`), fitted on the executed frame's customers, when configured.
+
+    They cannot be an ibis expression (a maximum-likelihood fit over all customers), so they are added here,
+    the one place that executes feature tables for training snapshots and scoring alike; `frame` must hold
+    every customer active at the as-of date, so both fit the same population.
+    """
+    if not _btyd_on(source, cfg):
+        return frame
+    return add_btyd_columns(frame, cfg.label.horizon_days, cfg.features.btyd_max_fit_customers)
 
 
 def feature_table_path(cfg: Config, as_of: dt.date) -> Path:
@@ -190,8 +207,23 @@ def _load_cached(path: Path, fingerprint: str) -> TrainingSet | None:
 def _snapshot_frame(source: Source, cfg: Config, as_of: dt.date) -> pd.DataFrame:
     features = feature_table(source.tables, as_of, cfg.features)
     labels = churn_labels(source.tables, as_of, cfg.label)
-    expr = features.inner_join(labels, "customer_id")
-    frame = in_customer_order(_execute_checked(expr, as_of, "training snapshot"))
+    if not _btyd_on(source, cfg):
+        expr = features.inner_join(labels, "customer_id")
+        frame = in_customer_order(_execute_checked(expr, as_of, "training snapshot"))
+        frame.insert(1, "snapshot_date", pd.Timestamp(as_of))
+        return frame
+    # every active customer, labelled or not (label.kind=inactivity labels only the recently active): the
+    # BG/NBD fit sees the same population here as in scoring; the unlabelled rows go after it
+    joined = features.left_join(labels, features.customer_id == labels.customer_id)
+    expr = joined.select(*[features[c] for c in features.columns], labels.label)
+    frame = _with_btyd(_execute_checked(expr, as_of, "training snapshot"), source, cfg)
+    frame = frame[frame["label"].notna()]
+    if frame.empty:
+        raise DataValidationError(
+            [f"training snapshot as of {as_of}: no customer is active at that date with a label"]
+        )
+    label = frame.pop("label").astype("int8")
+    frame = in_customer_order(frame.assign(label=label))
     frame.insert(1, "snapshot_date", pd.Timestamp(as_of))
     return frame
 

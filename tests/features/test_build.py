@@ -185,7 +185,15 @@ def test_definitions_compile_for_spark_sql() -> None:
     }  # fmt: skip
     tables = SourceTables(**{name: ibis.table(schema, name=name) for name, schema in schemas.items()})
     sql = ibis.to_sql(feature_table(tables, AS_OF, CFG), dialect="databricks")
-    for spark_function in ("MAX_BY", "BIT_COUNT", "SHIFTLEFT", "DATEDIFF"):
+    for spark_function in (
+        "MAX_BY",
+        "BIT_COUNT",
+        "SHIFTLEFT",
+        "DATEDIFF",
+        "LAG(",
+        "PERCENTILE(",
+        "STDDEV_SAMP(",
+    ):
         assert spark_function in sql
     for kind in ("cancellation", "inactivity"):
         assert "SELECT" in ibis.to_sql(

@@ -34,7 +34,8 @@ def test_every_produced_feature_has_a_family(feature_names: list[str]) -> None:
 
 
 def test_every_produced_feature_describes_values_and_nulls(feature_names: list[str]) -> None:
-    for name in feature_names:
+    # the BG/NBD columns are added after the ibis table executes (pipeline.training_set), so name them here
+    for name in [*feature_names, "btyd_p_alive", "btyd_expected_events"]:
         for value in (0, 1, 2.5, None, float("nan")):
             text = describe(name, value)
             assert text and "{" not in text and "}" not in text and "_" not in text.replace(name, ""), (
@@ -71,6 +72,15 @@ def test_every_produced_feature_describes_values_and_nulls(feature_names: list[s
         ("response_minutes_max_30d", 312.4, "slowest support response 312 minutes (last 30 days)"),
         ("contacts_phone_7d", 2, "2 phone contacts in the last 7 days"),
         ("unresolved_complaints", 2, "2 unresolved complaints"),
+        ("visit_gap_mean_days", 12.3, "visits every 12 days on average"),
+        ("visit_gap_mean_days", None, "fewer than two active days so far"),
+        ("visit_overdue_ratio", 40 / 12, "no visit for 3.33x their average gap between visits"),
+        ("visit_gap_last_vs_mean", 2.0, "last gap between visits up 100% vs their average gap"),
+        ("lifetime_events", 1, "1 event in total"),
+        ("btyd_p_alive", 0.2149, "likely no longer active (P(alive) 0.21)"),
+        ("btyd_p_alive", 0.93, "likely still active (P(alive) 0.93)"),
+        ("btyd_p_alive", None, "no activity recorded"),
+        ("btyd_expected_events", 1.234, "1.23 active days expected in the label horizon"),
         ("plan", "basic", "plan: basic"),
         ("monthly_fee", 49.99, "monthly fee: 49.99"),
         ("loyalty_member", None, "loyalty member: unknown"),
@@ -87,6 +97,8 @@ def test_families_of_lookalike_names() -> None:
     assert family("events_purchase_30d") == "activity"
     assert family("contacts_chat_90d") == "support"
     assert family("price_change_pct") == "price"
+    assert family("btyd_p_alive") == family("visit_gap_cv") == family("events_per_week") == "frequency"
+    assert family("events_per_week") != family("events_30d")
 
 
 def test_default_values() -> None:

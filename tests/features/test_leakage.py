@@ -13,7 +13,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from features import activity, attributes, build, complaints, payments, recency, support, surveys
+from features import activity, attributes, build, complaints, frequency, payments, recency, support, surveys
 from features.base import left_join_features
 from features.inputs import SourceTables
 from pipeline.config import FeatureConfig
@@ -36,6 +36,7 @@ def _recency(t: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> ibis.Table:
 FAMILIES = {
     "recency": _recency,
     "activity": lambda t, as_of, cfg: activity.activity_features(t.events, as_of, cfg),
+    "frequency": lambda t, as_of, cfg: frequency.frequency_features(t.events, as_of),
     "support": lambda t, as_of, cfg: support.support_features(t.support_contacts, as_of, cfg),
     "complaints": lambda t, as_of, cfg: complaints.complaint_features(t.support_contacts, as_of, cfg),
     "surveys": lambda t, as_of, cfg: surveys.nps_answers(t.surveys, as_of),

@@ -317,3 +317,39 @@ def test_training_set_of_the_simulated_company(company, tmp_path: Path) -> None:
     # rows in a fixed order (snapshot, then customer): the engine's order varies and bagging is by position
     order = ts.frame[["snapshot_date", "customer_id"]]
     assert order.equals(order.sort_values(["snapshot_date", "customer_id"], ignore_index=True))
+
+
+# ------------------------------------------------------------------------------------------ BG/NBD columns
+
+
+def test_btyd_columns_are_the_same_in_a_snapshot_and_in_scoring(data_dir: Path, tmp_path: Path) -> None:
+    """The snapshot fits BG/NBD on every active customer (not only the labelled, recently active ones), so
+    a labelled customer's P(alive) equals what `compute_features` (scoring) gives as of that date."""
+    cfg = _config(
+        data_dir, tmp_path, label=LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
+    )
+    ts = load_or_build_training_set(cfg, progress=False)
+    assert ts.frame.columns[-1] == "label"
+    assert {"btyd_p_alive", "btyd_expected_events"} <= set(ts.features)
+    as_of = snapshot_dates(DATA_END, cfg.label, cfg.snapshots)[-1]
+    snap = ts.frame[ts.frame["snapshot_date"] == pd.Timestamp(as_of)].set_index("customer_id")
+    scored = compute_features(cfg, as_of).set_index("customer_id")
+    assert len(scored) > len(snap)  # scoring sees customers the inactivity label leaves out
+    for name in ("btyd_p_alive", "btyd_expected_events"):
+        assert snap[name].notna().all()
+        pd.testing.assert_series_equal(snap[name], scored.loc[snap.index, name])
+    # a longer horizon expects more visits: the horizon really comes from label.horizon_days
+    longer = cfg.model_copy(update={"label": cfg.label.model_copy(update={"horizon_days": 60})})
+    more = compute_features(longer, as_of).set_index("customer_id")["btyd_expected_events"]
+    assert (more.loc[snap.index] > snap["btyd_expected_events"]).all()
+
+
+def test_btyd_can_be_turned_off(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(
+        data_dir,
+        tmp_path,
+        features=FeatureConfig(important_event_types=("login",), btyd=False),
+    )
+    frame = compute_features(cfg)
+    assert "visit_gap_mean_days" in frame.columns
+    assert "btyd_p_alive" not in frame.columns and "btyd_expected_events" not in frame.columns
