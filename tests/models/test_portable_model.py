@@ -232,7 +232,10 @@ def test_mlflow_models_serve_answers_invocations(company_model, tmp_path):
             assert time.monotonic() < deadline, "server did not answer /ping within 120 s"
             time.sleep(0.5)
         rows = pd.read_parquet(features_path).head(50)
-        split = json.loads(rows.to_json(orient="split", date_format="iso", index=False))
+        # Python's float repr round-trips exactly (pandas' to_json keeps at most 15 digits, which moves a value
+        # sitting on a learnt bin edge or split threshold to the other side)
+        data = rows.astype(object).where(rows.notna(), None).to_numpy().tolist()
+        split = json.loads(json.dumps({"columns": list(rows.columns), "data": data}, default=str))
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",
             data=json.dumps({"dataframe_split": split}).encode(),
