@@ -9,7 +9,10 @@ Campaign profit of contacting the top k% (realised labels y, contacted set C_k):
 
 i.e. every contacted customer costs `offer_cost`; a contacted customer who really churned is retained with
 probability `offer_acceptance`, which keeps `customer_value`. Non-churners contacted cost money and gain
-nothing. The profit-optimal list size is the k in 1..100 maximising it (the smallest such k on ties).
+nothing. The profit-optimal list is found at per-customer resolution: the number of contacted customers
+m in 1..n maximising profit (the smallest such m on ties), reported as the share 100 * m / n percent; the
+whole-percent table is kept for plots. Training chooses it on validation predictions and reports what it
+earns on test, so the list size is never picked on the rows it is judged on.
 """
 
 from __future__ import annotations
@@ -156,42 +159,67 @@ def better(metric: str, candidate: float, incumbent: float) -> bool:
 
 @dataclass(frozen=True)
 class ProfitCurve:
-    """Expected campaign profit for contacting the top k% (k = 1..100) and the best k."""
+    """Expected campaign profit of contacting the top customers: per whole percent k (the table, for plots) and
+    at the per-customer optimum (`best_contacted` customers, `best_k_pct` = their share in percent)."""
 
     table: pd.DataFrame  # k_pct, contacted, churners_contacted, profit
-    best_k_pct: int
+    best_k_pct: float
     best_profit: float
+    best_contacted: int
+    rows: int
 
     def profit_at(self, k_pct: int) -> float:
         return float(self.table.loc[self.table["k_pct"] == k_pct, "profit"].iloc[0])
 
 
+def _cumulative_churners(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Churners among the top m customers by score, for m = 0..n (index m)."""
+    return np.concatenate([[0.0], np.cumsum(_ranked_labels(y, q))])
+
+
+def _profits(cum_churners: np.ndarray, econ: EvaluationConfig) -> np.ndarray:
+    """Profit of contacting the top m customers, for m = 0..n (index m)."""
+    contacted = np.arange(cum_churners.size, dtype=np.float64)
+    return econ.offer_acceptance * econ.customer_value * cum_churners - econ.offer_cost * contacted
+
+
 def profit_curve(y_true, p, econ: EvaluationConfig) -> ProfitCurve:
-    """Profit of the top-k% list for every whole percent k (formula in the module docstring)."""
+    """Profit of the top-k% list for every whole percent k, and the profit-optimal list at per-customer
+    resolution (formula in the module docstring)."""
     y, q = _arrays(y_true, p)
-    ranked = _ranked_labels(y, q)
-    cum_churners = np.concatenate([[0.0], np.cumsum(ranked)])
+    cum_churners = _cumulative_churners(y, q)
+    profits = _profits(cum_churners, econ)
     k_pct = np.arange(1, 101)
     contacted = np.maximum(1, np.minimum(y.size, np.ceil(k_pct / 100.0 * y.size - 1e-9).astype(np.int64)))
-    churners = cum_churners[contacted]
-    profit = econ.offer_acceptance * econ.customer_value * churners - econ.offer_cost * contacted
-    best = int(np.argmax(profit))  # first maximum = smallest k
+    best = 1 + int(np.argmax(profits[1:]))  # a list holds at least one customer; first maximum = smallest
     table = pd.DataFrame(
         {
             "k_pct": k_pct,
             "contacted": contacted,
-            "churners_contacted": churners.astype(np.int64),
-            "profit": profit,
+            "churners_contacted": cum_churners[contacted].astype(np.int64),
+            "profit": profits[contacted],
         }
     )
-    return ProfitCurve(table=table, best_k_pct=int(k_pct[best]), best_profit=float(profit[best]))
+    return ProfitCurve(
+        table=table,
+        best_k_pct=100.0 * best / y.size,
+        best_profit=float(profits[best]),
+        best_contacted=best,
+        rows=int(y.size),
+    )
+
+
+def profit_at_share(y_true, p, econ: EvaluationConfig, share_pct: float) -> float:
+    """Profit of contacting the top `share_pct` percent (`top_k_count` customers) of these rows: what a list
+    size chosen elsewhere (on validation) earns here."""
+    y, q = _arrays(y_true, p)
+    return float(_profits(_cumulative_churners(y, q), econ)[top_k_count(y.size, share_pct)])
 
 
 def cumulative_gains(y_true, p, points: int = 100) -> pd.DataFrame:
     """Share of all churners captured by the top x% (x = 0..100): columns pct, gain, lift."""
     y, q = _arrays(y_true, p)
-    ranked = _ranked_labels(y, q)
-    cum = np.concatenate([[0.0], np.cumsum(ranked)])
+    cum = _cumulative_churners(y, q)
     pct = np.linspace(0, 100, points + 1)
     counts = np.ceil(pct / 100.0 * y.size - 1e-9).astype(np.int64)
     total = y.sum()

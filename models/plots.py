@@ -185,7 +185,7 @@ def profit_figure(curves: Mapping[str, ProfitCurve]) -> Figure:
         ax.plot(
             t["k_pct"],
             t["profit"],
-            label=f"{name} (best k={curve.best_k_pct}%: {curve.best_profit:,.0f})",
+            label=f"{name} (best k={curve.best_k_pct:.3g}%: {curve.best_profit:,.0f})",
             color=_color(name),
         )
         ax.scatter([curve.best_k_pct], [curve.best_profit], color=_color(name), zorder=3)

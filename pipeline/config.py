@@ -264,7 +264,9 @@ class EvaluationConfig(_Section):
 
 class TierConfig(_Section):
     name: str
-    top_pct: float = Field(..., gt=0, le=100, description="Customers within this top-% of risk get the tier.")
+    top_pct: float = Field(
+        ..., gt=0, le=100, description="Listed customers within this top-% of the at-risk list get the tier."
+    )
 
 
 class DriftConfig(_Section):
@@ -291,11 +293,12 @@ class ScoringConfig(_Section):
     )
     tiers: tuple[TierConfig, ...] = Field(
         (
-            TierConfig(name="critical", top_pct=2.0),
-            TierConfig(name="high", top_pct=5.0),
+            TierConfig(name="critical", top_pct=20.0),
+            TierConfig(name="high", top_pct=50.0),
             TierConfig(name="elevated", top_pct=100.0),
         ),
-        description="Risk tiers by top-% of active customers, smallest first.",
+        description="Risk tiers by top-% of the at-risk list (not of all customers, so a 1% list still has "
+        "its riskiest fifth marked critical), smallest first.",
     )
     value_column: str | None = Field(
         None,

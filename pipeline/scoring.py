@@ -325,14 +325,16 @@ def list_size_pct(cfg: ScoringConfig, metadata: dict, fallback_pct: float) -> tu
     if pct is None or not 0 < float(pct) <= 100:
         log.warning("model metadata has no usable optimal_list_pct (%r); using evaluation.list_size_pct", pct)
         return float(fallback_pct), "evaluation.list_size_pct (the model has no profit-optimal k)"
-    return float(pct), "profit-optimal k of the model's evaluation (scoring.list_size: profit)"
+    chosen_on = metadata.get("optimal_list_origin") or "the model's evaluation"
+    return float(pct), f"profit-optimal share, {chosen_on} (scoring.list_size: profit)"
 
 
-def risk_tiers(rank: np.ndarray, n: int, tiers: tuple[TierConfig, ...]) -> np.ndarray:
-    """Tier name per rank: the first tier whose top-% of `n` customers holds the rank (None beyond all tiers)."""
+def risk_tiers(rank: np.ndarray, list_size: int, tiers: tuple[TierConfig, ...]) -> np.ndarray:
+    """Tier name per rank: the first tier whose top-% of the `list_size` listed customers holds the rank
+    (None beyond all tiers). Shares of the list, not of every customer, so a small list still has tiers."""
     from models.evaluate import top_k_count
 
-    cutoffs = np.array([top_k_count(n, t.top_pct) for t in tiers], dtype=np.int64)
+    cutoffs = np.array([top_k_count(list_size, t.top_pct) for t in tiers], dtype=np.int64)
     names = np.array([t.name for t in tiers] + [None], dtype=object)
     return names[np.searchsorted(cutoffs, np.asarray(rank), side="left")]
 
@@ -434,7 +436,7 @@ def _run(
             {
                 "customer_id": top["customer_id"].to_numpy(),
                 "churn_probability": top["churn_probability"].to_numpy(),
-                "risk_tier": risk_tiers(top["rank"].to_numpy(), n, sc.tiers),
+                "risk_tier": risk_tiers(top["rank"].to_numpy(), k, sc.tiers),
                 "expected_value_at_risk": top["churn_probability"].to_numpy() * value,
             }
         )

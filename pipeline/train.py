@@ -59,6 +59,11 @@ class Evaluation:
     oracle_note: str | None = None
     chosen: str = MODEL
     baselines: tuple[str, ...] = ()
+    # the at-risk list size the model publishes (a share of customers, chosen on validation) and what it
+    # earns on these test rows; None when no such share is known
+    list_pct: float | None = None
+    list_pct_origin: str = ""
+    list_profit: float | None = None
 
 
 @dataclass
@@ -86,8 +91,9 @@ class TrainingResult:
     notes: dict[str, str] = field(default_factory=dict)
 
     @property
-    def optimal_list_pct(self) -> int:
-        return self.evaluation.profit[self.evaluation.chosen].best_k_pct
+    def optimal_list_pct(self) -> float | None:
+        """The at-risk list share the model publishes (chosen on validation)."""
+        return self.evaluation.list_pct
 
 
 @dataclass
@@ -181,8 +187,11 @@ def evaluate_scores(
     note: str | None,
     chosen: str = MODEL,
     baselines: tuple[str, ...] = (),
+    list_pct: float | None = None,
+    list_pct_origin: str = "",
 ) -> Evaluation:
-    """Metrics, profit curves and ratios to the oracle of every scorer on the same test rows."""
+    """Metrics, profit curves and ratios to the oracle of every scorer on the same test rows; with
+    `list_pct`, also what a list of that share (chosen elsewhere) earns here with the chosen scorer."""
     metrics = {
         k: evaluate.classification_metrics(labels, p, cfg.evaluation.list_size_pct) for k, p in scores.items()
     }
@@ -192,8 +201,23 @@ def evaluate_scores(
         for k in metrics:
             if k != ORACLE:
                 ratios[f"{k}_to_oracle"] = evaluate.ratios(metrics[k], metrics[ORACLE])
+    list_profit = (
+        None
+        if list_pct is None
+        else evaluate.profit_at_share(labels, scores[chosen], cfg.evaluation, list_pct)
+    )
     return Evaluation(
-        metrics, profit, ratios, list(test_snapshots), int(len(labels)), note, chosen, tuple(baselines)
+        metrics,
+        profit,
+        ratios,
+        list(test_snapshots),
+        int(len(labels)),
+        note,
+        chosen,
+        tuple(baselines),
+        list_pct,
+        list_pct_origin,
+        list_profit,
     )
 
 
@@ -210,6 +234,9 @@ def _log_evaluation(ev: Evaluation) -> None:
         flat[f"test_{k}_profit_best"] = curve.best_profit
     for k, r in ev.ratios.items():
         flat.update({f"test_{k}_{name}": v for name, v in r.items()})
+    if ev.list_pct is not None:
+        flat["list_pct"] = ev.list_pct
+        flat["test_model_profit_at_list_pct"] = ev.list_profit
     mlflow.log_metrics(flat)
     mlflow.log_dict(
         {
@@ -221,6 +248,9 @@ def _log_evaluation(ev: Evaluation) -> None:
             "test_snapshots": [str(d) for d in ev.test_snapshots],
             "rows": ev.rows,
             "oracle_note": ev.oracle_note,
+            "list_pct": ev.list_pct,
+            "list_pct_origin": ev.list_pct_origin,
+            "profit_at_list_pct": ev.list_profit,
         },
         "evaluation/metrics.json",
     )
@@ -320,7 +350,28 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
         oracle, note = oracle_probabilities(cfg, split.test)
         if oracle is not None:
             scores[ORACLE] = oracle
-        ev = evaluate_scores(labels, scores, cfg, split.test_snapshots, note, chosen, tuple(baselines))
+        # The list size is chosen on the validation (out-of-fold) predictions of the chosen candidate, per
+        # customer; the test rows only report what that share earns.
+        valid_rows = sel.valid_rows
+        valid_choice = evaluate.profit_curve(
+            split.development["label"].to_numpy()[valid_rows],
+            sel.developed[chosen].oof[valid_rows],
+            cfg.evaluation,
+        )
+        ev = evaluate_scores(
+            labels,
+            scores,
+            cfg,
+            split.test_snapshots,
+            note,
+            chosen,
+            tuple(baselines),
+            list_pct=valid_choice.best_k_pct,
+            list_pct_origin=(
+                f"profit-optimal on validation: top {valid_choice.best_contacted:,} of {valid_choice.rows:,} "
+                f"validation customers"
+            ),
+        )
 
     exp_id = experiment_id(cfg)
     chosen_fit = trained.fitted()
@@ -333,7 +384,8 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "data_fingerprint": manifest.get("data_fingerprint"),
             "training_set_fingerprint": manifest.get("fingerprint"),
-            "optimal_list_pct": ev.profit[chosen].best_k_pct,
+            "optimal_list_pct": ev.list_pct,
+            "optimal_list_origin": ev.list_pct_origin,
             "metrics": ev.metrics[chosen],
             "candidate": chosen,
             "selection": sel.reason,
@@ -548,7 +600,16 @@ def _evaluate(cfg: Config, version: str | None, steps: Steps) -> EvaluationResul
         oracle, note = oracle_probabilities(cfg, test)
         if oracle is not None:
             scores[ORACLE] = oracle
-        ev = evaluate_scores(labels, scores, cfg, test_dates, note)
+        pct = model.metadata.get("optimal_list_pct")
+        ev = evaluate_scores(
+            labels,
+            scores,
+            cfg,
+            test_dates,
+            note,
+            list_pct=float(pct) if pct else None,
+            list_pct_origin=model.metadata.get("optimal_list_origin", "the model's evaluation"),
+        )
     exp_id = experiment_id(cfg)
     with (
         steps.step("MLflow: metrics and plots"),

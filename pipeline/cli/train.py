@@ -67,7 +67,7 @@ def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
             row.append(_fmt(evaluation.ratios[ratio_key].get(key), "{:.3f}"))
         table.add_row(*row)
     profit_row = ["best list: profit"] + [
-        f"{evaluation.profit[k].best_k_pct}%: {evaluation.profit[k].best_profit:,.0f}" for k in scorers
+        f"{evaluation.profit[k].best_k_pct:.3g}%: {evaluation.profit[k].best_profit:,.0f}" for k in scorers
     ]
     if has_ratio:
         profit_row.append("")
@@ -130,11 +130,18 @@ def _print_evaluation(ev, title: str, cfg) -> None:
         console.print(ev.oracle_note)
     best = ev.profit[ev.chosen]
     e = cfg.evaluation
-    console.print(
-        f"profit-optimal list: contact the top [bold]{best.best_k_pct}%[/] "
-        f"(expected profit {best.best_profit:,.0f} on the test customers; value {e.customer_value:g}, "
-        f"offer cost {e.offer_cost:g}, acceptance {e.offer_acceptance:g})"
-    )
+    economics = f"value {e.customer_value:g}, offer cost {e.offer_cost:g}, acceptance {e.offer_acceptance:g}"
+    if ev.list_pct is not None:
+        console.print(
+            f"at-risk list: the top [bold]{ev.list_pct:.3g}%[/] ({ev.list_pct_origin}); on the test customers "
+            f"it earns {ev.list_profit:,.0f} (the best list in hindsight, top {best.best_k_pct:.3g}%, would "
+            f"earn {best.best_profit:,.0f}; {economics})"
+        )
+    else:
+        console.print(
+            f"profit-optimal list on the test customers: the top [bold]{best.best_k_pct:.3g}%[/] "
+            f"(expected profit {best.best_profit:,.0f}; {economics})"
+        )
 
 
 @app.command("evaluate")

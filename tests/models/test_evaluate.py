@@ -60,7 +60,7 @@ def test_profit_curve_on_a_hand_made_example():
     assert curve.profit_at(40) == pytest.approx(150 - 40)
     assert curve.profit_at(100) == pytest.approx(150 - 100)
     assert t.loc[35, "contacted"] == 4  # ceil(3.5)
-    assert curve.best_k_pct == 31  # the first k contacting 4 customers (110 is the maximum)
+    assert curve.best_contacted == 4 and curve.best_k_pct == pytest.approx(40.0)  # 110 is the maximum
     assert curve.best_profit == pytest.approx(110)
     assert list(curve.table["k_pct"]) == list(range(1, 101))
 
@@ -70,8 +70,25 @@ def test_profit_curve_prefers_contacting_nobody_extra_when_offers_cost_more_than
     curve = evaluate.profit_curve(
         y, [0.9, 0.8, 0.7, 0.6], EvaluationConfig(customer_value=10, offer_cost=20, offer_acceptance=1)
     )
-    assert curve.best_k_pct == 1 and curve.best_profit == pytest.approx(-10)
+    assert curve.best_contacted == 1 and curve.best_k_pct == pytest.approx(25.0)
+    assert curve.best_profit == pytest.approx(-10)
     assert (curve.table["profit"] <= -10).all()
+
+
+def test_profit_optimal_list_is_found_per_customer_not_per_whole_percent():
+    # 1,000 customers, the top 13 by score churn, nobody else: contacting exactly 13 is optimal (1.3%), which
+    # whole percents would round to 1% (10 churners) or 2% (20 contacted, 7 wasted offers)
+    y = np.zeros(1000)
+    y[:13] = 1
+    p = np.linspace(1.0, 0.0, 1000)
+    econ = EvaluationConfig(customer_value=100, offer_cost=10, offer_acceptance=0.5)
+    curve = evaluate.profit_curve(y, p, econ)
+    assert curve.best_contacted == 13 and curve.best_k_pct == pytest.approx(1.3)
+    assert curve.best_profit == pytest.approx(13 * 50 - 13 * 10)
+    assert curve.best_profit > curve.table["profit"].max()
+    # a share chosen elsewhere is evaluated on these rows at the same resolution
+    assert evaluate.profit_at_share(y, p, econ, 1.3) == pytest.approx(curve.best_profit)
+    assert evaluate.profit_at_share(y, p, econ, 2.0) == pytest.approx(13 * 50 - 20 * 10)
 
 
 def test_better_knows_the_direction_of_each_metric():

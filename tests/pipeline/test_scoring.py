@@ -39,7 +39,7 @@ def test_rank_scores_orders_by_probability_then_id_and_keeps_row_positions():
     assert set(scores["as_of"]) == {AS_OF} and set(scores["model_version"]) == {"4"}
 
 
-def test_risk_tiers_are_cumulative_top_percentages():
+def test_risk_tiers_are_cumulative_top_percentages_of_the_list():
     tiers = (TierConfig(name="critical", top_pct=2), TierConfig(name="high", top_pct=10))
     got = risk_tiers(np.arange(1, 201), 200, tiers)
     assert (got[:4] == "critical").all() and got[4] == "high"  # 2% of 200 = 4
@@ -241,10 +241,12 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
     p = at_risk["churn_probability"].to_numpy()
     assert (np.diff(p) <= 0).all() and ((p >= 0) & (p <= 1)).all()
     assert at_risk["customer_id"].tolist() == scores["customer_id"].iloc[:k].tolist()
-    critical = top_k_count(n, 2.0)
-    assert (at_risk["risk_tier"].iloc[: min(k, critical)] == "critical").all()
-    if k > critical:
-        assert at_risk["risk_tier"].iloc[critical] == "high"
+    critical, high = top_k_count(k, 20.0), top_k_count(k, 50.0)  # the default tiers: shares of the list
+    assert (at_risk["risk_tier"].iloc[:critical] == "critical").all()
+    assert (at_risk["risk_tier"].iloc[critical:high] == "high").all()
+    assert (at_risk["risk_tier"].iloc[high:] == "elevated").all()
+    if k >= 5:
+        assert at_risk["risk_tier"].nunique() == 3
 
     # Value at risk from the configured attribute.
     fee = customers.loc[at_risk["customer_id"], "monthly_fee"].to_numpy()

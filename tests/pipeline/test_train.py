@@ -125,6 +125,16 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     assert evaluate.roc_auc(test["label"], p) == pytest.approx(m["test_model_roc_auc"])
     assert model.candidate == chosen and model.metadata["candidate"] == chosen
     assert model.metadata["optimal_list_pct"] == result.optimal_list_pct
+    # the list share is chosen per customer on the validation snapshots, and the test only reports its profit
+    valid_dates = set(pd.to_datetime(model.metadata["valid_snapshots"]))
+    n_valid = int(pd.to_datetime(synthetic.frame["snapshot_date"]).isin(valid_dates).sum())
+    contacted = result.optimal_list_pct * n_valid / 100
+    assert contacted == pytest.approx(round(contacted)) and 1 <= round(contacted) <= n_valid
+    assert model.metadata["optimal_list_origin"].endswith(f"of {n_valid:,} validation customers")
+    assert m["list_pct"] == pytest.approx(result.optimal_list_pct)
+    assert m["test_model_profit_at_list_pct"] == pytest.approx(
+        evaluate.profit_at_share(test["label"], p, cfg.evaluation, result.optimal_list_pct)
+    )
     assert model.metadata["data_fingerprint"] == "data-31" and model.metadata["run_id"] == result.run_id
     assert set(model.reference["features"]) == set(synthetic.manifest["features"])
     pyfunc = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.registered_model}/1")
@@ -196,13 +206,15 @@ def test_cli_train_and_evaluate(workdir, synthetic, use_set, tmp_path):
     res = runner.invoke(app, ["train", "--config", str(config), "--out", str(out)])
     assert res.exit_code == 0, res.output
     for text in ("lightgbm", "logistic", "blend", "recency", "chosen:", "validation pr_auc", "ROC-AUC",
-                 "PR-AUC", "top-decile lift", "profit-optimal list", "champion", "no champion yet",
+                 "PR-AUC", "top-decile lift", "at-risk list: the top", "validation customers", "champion",
+                 "no champion yet",
                  "mlflow ui --backend-store-uri sqlite:///"):  # fmt: skip
         assert text in res.output, text
 
     res = runner.invoke(app, ["evaluate", "--config", str(config), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "churn-classifier v1" in res.output and "PR-AUC" in res.output
+    assert "at-risk list: the top" in res.output and "validation customers" in res.output
 
     res = runner.invoke(app, ["evaluate", "--out", str(out), "--version", "9"])
     assert res.exit_code == 6
