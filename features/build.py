@@ -69,7 +69,10 @@ def family_tables(tables: SourceTables, as_of: dt.date, cfg: FeatureConfig) -> l
     if tables.events is not None:
         parts.append(recency.days_since_last_event(tables.events, as_of, cfg.important_event_types))
         parts.append(activity.activity_features(tables.events, as_of, cfg))
-        parts.append(frequency.frequency_features(tables.events, as_of))
+        if (
+            cfg.frequency is not False
+        ):  # None (a FeatureConfig on its own): built; Config resolves it by label
+            parts.append(frequency.frequency_features(tables.events, as_of))
     else:
         note_missing("events table", "the recency (days since last event), activity and frequency families")
     if tables.support_contacts is not None:

@@ -93,6 +93,13 @@ class FeatureConfig(_Section):
         (), description="Customer columns forced to numbers (default: numeric dtypes)."
     )
     exclude_attributes: tuple[str, ...] = Field((), description="Customer columns never used as features.")
+    frequency: bool | None = Field(
+        None,
+        description="The frequency family (visit counts and rates, gaps between visit days, overdue ratio) and "
+        "the BG/NBD columns below. null = automatic: on for label.kind inactivity (non-contractual data, where "
+        "visit regularity is the signal), off for cancellation (it doubles the feature build, measured 2.0 -> "
+        "4.2 s at 200k customers, and did not raise the demo's cancellation AUC).",
+    )
     btyd: bool = Field(
         True,
         description="BG/NBD features btyd_p_alive and btyd_expected_events (next label.horizon_days), fitted "
@@ -534,6 +541,14 @@ class Config(_Section):
     scoring: ScoringConfig = ScoringConfig()
     export: ExportConfig = ExportConfig()
     simulation: SimulationConfig = SimulationConfig()
+
+    @model_validator(mode="after")
+    def _resolve_automatic_features(self) -> Config:
+        # features.frequency: null follows the label kind (the feature layer alone cannot see it)
+        if self.features.frequency is None:
+            resolved = self.features.model_copy(update={"frequency": self.label.kind == "inactivity"})
+            object.__setattr__(self, "features", resolved)
+        return self
 
     @property
     def tracking_uri(self) -> str:

@@ -196,11 +196,13 @@ def utc_today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def contract_limits(cfg: DataConfig, today: dt.date, as_of: dt.date | None = None) -> Limits:
+def contract_limits(
+    cfg: DataConfig, today: dt.date, as_of: dt.date | None = None, duplicates_window_days: int | None = None
+) -> Limits:
     """The run-dependent rule settings. The reference date is `today`, or a later `as_of` (a replayed or
     simulated period); an earlier as-of does not lower it: data after a past as-of is normal when rescoring."""
     reference = max(today, as_of) if as_of is not None else today
-    return Limits(reference, cfg.max_future_days, cfg.duplicate_rows_error_share)
+    return Limits(reference, cfg.max_future_days, cfg.duplicate_rows_error_share, duplicates_window_days)
 
 
 def open_source(
@@ -210,14 +212,16 @@ def open_source(
     cfg: DataConfig | None = None,
     today: dt.date | None = None,
     as_of: dt.date | None = None,
+    duplicates_window_days: int | None = None,
 ) -> Source:
     """Open a data source folder or DuckDB file; with `validate`, contract violations raise DataValidationError.
 
     `cfg` holds the rule settings (default: the defaults), `today` the date no data may be later than
-    (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later.
+    (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later;
+    `duplicates_window_days` limits the exact-duplicate check to each table's last N days (default: all rows).
     """
     path = Path(path)
-    limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of)
+    limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of, duplicates_window_days)
     con = _connect()
     raw: dict[str, str] = {}
     sniffed: dict[str, dict[str, tuple[str, str]]] = {}

@@ -380,7 +380,13 @@ def _run(
 
     sc = cfg.scoring
     with steps.step("open and validate data"):
-        source = open_source(cfg.data.source, validate=True, cfg=cfg.data, as_of=as_of)
+        source = open_source(
+            cfg.data.source,
+            validate=True,
+            cfg=cfg.data,
+            as_of=as_of,
+            duplicates_window_days=max(cfg.features.windows),
+        )
     as_of = as_of or source.data_end_date
     validation = {"status": "passed", "data_end_date": source.data_end_date.isoformat()}
 

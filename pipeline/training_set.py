@@ -140,7 +140,7 @@ def compute_features(cfg: Config, as_of: dt.date | None = None, source: Source |
 
 
 def _btyd_on(source: Source, cfg: Config) -> bool:
-    return cfg.features.btyd and source.tables.events is not None
+    return cfg.features.btyd and cfg.features.frequency is not False and source.tables.events is not None
 
 
 def _with_btyd(frame: pd.DataFrame, source: Source, cfg: Config) -> pd.DataFrame:

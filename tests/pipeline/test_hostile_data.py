@@ -30,8 +30,9 @@ TABLES = ("customers", "events", "support_contacts", "surveys", "payments")
 
 
 def problems(folder: Path, **kwargs) -> list[str]:
+    kwargs.setdefault("today", TODAY)
     with pytest.raises(DataValidationError) as info:
-        open_source(folder, today=TODAY, **kwargs)
+        open_source(folder, **kwargs)
     return info.value.problems
 
 
@@ -309,3 +310,27 @@ def test_duplicates_are_checked_in_every_child_table_and_none_is_nothing():
         {"customers": customers(), "events": many_events(200, repeated=0)}, today=TODAY
     )
     assert clean.report.warnings == [] and clean.report.problems == []
+
+
+def test_nightly_scoring_checks_duplicates_within_its_longest_window_only(tmp_path):
+    # one event a day for 200 days; the 10 oldest are repeated (5%: an error for the whole history) and one
+    # of the last 30 days' (1 of 31 rows in that window: 3.2%, also above the 1% share)
+    ev = pd.DataFrame(
+        {
+            "customer_id": np.arange(200) % 3 + 1,
+            "ts": pd.Timestamp("2024-01-01 12:00") + pd.to_timedelta(np.arange(200), unit="D"),
+            "event_type": "login",
+            "amount": np.nan,
+        }
+    )
+    customers().to_parquet(tmp_path / "customers.parquet", index=False)
+    pd.concat([ev, ev.iloc[:10], ev.iloc[[195]]], ignore_index=True).to_parquet(
+        tmp_path / "events.parquet", index=False
+    )
+    whole = one_problem_about(problems(tmp_path, today=dt.date(2024, 8, 1)), "events")
+    assert ": 11 of 211 rows (5.21%)" in whole
+    windowed = problems(tmp_path, today=dt.date(2024, 8, 1), duplicates_window_days=30)
+    assert ": 1 of the last 30 days' 31 rows (3.23%)" in one_problem_about(windowed, "events")
+    # without the recent repeat, the old ones are outside the window: nothing to report there
+    pd.concat([ev, ev.iloc[:10]], ignore_index=True).to_parquet(tmp_path / "events.parquet", index=False)
+    assert open_source(tmp_path, today=dt.date(2024, 8, 1), duplicates_window_days=30).report.warnings == []

@@ -348,8 +348,19 @@ def test_btyd_can_be_turned_off(data_dir: Path, tmp_path: Path) -> None:
     cfg = _config(
         data_dir,
         tmp_path,
-        features=FeatureConfig(important_event_types=("login",), btyd=False),
+        features=FeatureConfig(important_event_types=("login",), frequency=True, btyd=False),
     )
     frame = compute_features(cfg)
     assert "visit_gap_mean_days" in frame.columns
     assert "btyd_p_alive" not in frame.columns and "btyd_expected_events" not in frame.columns
+
+
+def test_frequency_family_follows_the_label_kind_unless_set(data_dir: Path, tmp_path: Path) -> None:
+    inactivity = LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
+    auto = FeatureConfig(important_event_types=("login",))
+    cancellation = compute_features(_config(data_dir, tmp_path, features=auto))
+    assert not any(c.startswith(("visit_", "btyd_")) for c in cancellation.columns)
+    non_contractual = compute_features(_config(data_dir, tmp_path, features=auto, label=inactivity))
+    assert {"visit_gap_mean_days", "btyd_p_alive"} <= set(non_contractual.columns)
+    forced = FeatureConfig(important_event_types=("login",), frequency=True)
+    assert "btyd_p_alive" in compute_features(_config(data_dir, tmp_path, features=forced)).columns
