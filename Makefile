@@ -40,7 +40,7 @@ features: setup ## Feature table as of AS_OF (default: last date in the data)
 training-set: setup ## Rolling labelled snapshots for training
 	$(BIN)/churn build-training-set --config $(CONFIG)
 
-train: setup ## Train LightGBM + baseline, log to MLflow, register, gate the champion
+train: setup ## Train the candidates (LightGBM, logistic, blend), register the best, gate the champion
 	$(BIN)/churn train --config $(CONFIG)
 
 evaluate: setup ## Evaluate the champion on the out-of-time test snapshots

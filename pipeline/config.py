@@ -324,6 +324,7 @@ class ScoringConfig(_Section):
             "support": "Proactive support check-in",
             "activity": "Re-engagement message",
             "recency": "Re-engagement message",
+            "frequency": "Re-engagement message",
             "payments": "Billing outreach",
             "price": "Loyalty offer",
             "surveys": "Account manager follow-up",
