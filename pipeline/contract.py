@@ -551,6 +551,16 @@ def _duplicate_rows(
     if not len(repeats):
         return None, False
     extra = len(repeats)
+    limit = limits.duplicate_rows_error_share
+    if window is not None and extra / n_rows <= limit:
+        # Nightly scoring, below the share: the hashes' count stands (a false repeat among 15M rows has odds of
+        # ~1e-5) and the second scan, which only finds examples, is skipped: 2.5 s of 120M events at 1M customers
+        return (
+            f"{spec.name} (all columns equal: {', '.join(columns)}): {extra:,} of {scope}{n_rows:,} rows "
+            f"({extra / n_rows:.2%}) repeat another row exactly (counted by row hash; `churn validate` names "
+            f"examples); kept (at most data.duplicate_rows_error_share, {limit:.2%})",
+            False,
+        )
     repeated = np.unique(repeats)
     groups = len(repeated)
     keys = [c for c in ("customer_id", "ts") if c in columns]
@@ -571,7 +581,6 @@ def _duplicate_rows(
         f"{spec.name} (all columns equal: {', '.join(columns)}): {int(extra):,} of {scope}{n_rows:,} rows "
         f"({share:.2%}) repeat another row exactly (e.g. {'; '.join(sample or [])})"
     )
-    limit = limits.duplicate_rows_error_share
     if share > limit:
         return (
             f"{what}; above data.duplicate_rows_error_share ({limit:.2%}): drop the repeated rows (was part of "

@@ -334,3 +334,13 @@ def test_nightly_scoring_checks_duplicates_within_its_longest_window_only(tmp_pa
     # without the recent repeat, the old ones are outside the window: nothing to report there
     pd.concat([ev, ev.iloc[:10]], ignore_index=True).to_parquet(tmp_path / "events.parquet", index=False)
     assert open_source(tmp_path, today=dt.date(2024, 8, 1), duplicates_window_days=30).report.warnings == []
+    # below the share, the nightly check counts by hash and leaves the examples to `churn validate`
+    pd.concat([ev, ev.iloc[[195]]], ignore_index=True).to_parquet(tmp_path / "events.parquet", index=False)
+    loose = DataConfig(duplicate_rows_error_share=0.05)
+    (warning,) = open_source(
+        tmp_path, today=dt.date(2024, 8, 1), cfg=loose, duplicates_window_days=30
+    ).report.warnings
+    assert warning.startswith(
+        "events (all columns equal: customer_id, ts, event_type, amount): 1 of the last"
+    )
+    assert "counted by row hash" in warning and "e.g." not in warning
