@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from models.calibration import Calibrator, fit_calibrator
-from models.candidates import Context, Fitted, Schema, Selection, select, sigmoid
+from models.candidates import CANDIDATES, Context, Fitted, Schema, Selection, select, sigmoid
 from models.encoding import observed_categories, with_categories
 from models.split import Split
 from pipeline.config import ModelConfig
@@ -183,3 +183,25 @@ def train_candidates(
         development_rows=len(y),
         seconds=time.perf_counter() - start,
     )
+
+
+def refit_chosen(
+    trained: Trained, split: Split, frame: pd.DataFrame, cfg: ModelConfig, list_size_pct: float = 10.0
+) -> Fitted:
+    """The chosen candidate fitted once more on the labelled rows of `frame` (all of them, test included) with
+    the settings chosen on the development rows, scaled like the development refit (LightGBM: its
+    early-stopped rounds times the rows over a fold's training rows); a blend refits its members."""
+    check_features(frame, trained.schema.feature_names, "final fit")
+    x = lightgbm_array(frame, trained.schema.feature_names, trained.categories)
+    y = frame["label"].to_numpy(dtype=np.float64)
+    ctx = Context(trained.schema, cfg, list_size_pct)
+    developed = trained.selection.developed
+    ratio = len(y) / float(np.mean([len(tr) for tr, _ in split.folds]))
+
+    def fit(name: str) -> Fitted:
+        cand = CANDIDATES[name](ctx)
+        if cand.members:
+            return cand.assemble({m: fit(m) for m in cand.members}, developed[name].settings)
+        return cand.refit(x, y, developed[name], ratio)[1]
+
+    return fit(trained.chosen)

@@ -233,6 +233,13 @@ class ModelConfig(_Section):
         description="Single-snapshot training sets: customer-grouped, stratified folds over the non-test rows "
         "(selection, early stopping, out-of-fold calibration) before the refit on all of them.",
     )
+    final_fit: Literal["all", "development"] = Field(
+        "all",
+        description="Rows of the registered model's last fit, with the settings chosen on the development rows: "
+        "'all' adds the test rows (the latest labelled snapshot, the closest to the dates it will score; the "
+        "test metrics are then those of the development fit, a slightly conservative estimate), "
+        "'development' registers exactly the model the test metrics describe.",
+    )
     lightgbm: LightGBMConfig = LightGBMConfig()
     tuning: TuningConfig = TuningConfig()
     calibration: Literal["isotonic", "sigmoid"] = Field(

@@ -35,7 +35,7 @@ from models.registry import (
     use_tracking,
 )
 from models.split import Split, held_out_test, out_of_time_split
-from models.train import Trained, train_candidates
+from models.train import Trained, refit_chosen, train_candidates
 from pipeline.config import Config, public_config
 from pipeline.errors import ConfigError
 from pipeline.progress import Steps
@@ -303,7 +303,7 @@ def _dates(values: list[dt.date]) -> list[str]:
 # -- stages -------------------------------------------------------------------------------------------------
 def run_training(cfg: Config, *, progress: bool = False) -> TrainingResult:
     """Train, evaluate, log, register and gate one churn model (see module docstring)."""
-    steps = Steps(total=7, progress=progress, title="training")
+    steps = Steps(total=8 if cfg.model.final_fit == "all" else 7, progress=progress, title="training")
     try:
         return _train(cfg, steps)
     finally:
@@ -373,8 +373,16 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             ),
         )
 
+    final_rows = len(split.development)
+    if mc.final_fit == "all" and len(split.test):
+        # The latest labelled snapshot is the closest to the dates the model will score: the registered model
+        # learns it too, with the settings chosen without it (the test metrics above stay honest).
+        with steps.step("final fit on every labelled row"):
+            model.estimator = refit_chosen(trained, split, ts.frame, mc, cfg.evaluation.list_size_pct)
+            final_rows = len(ts.frame)
+
     exp_id = experiment_id(cfg)
-    chosen_fit = trained.fitted()
+    chosen_fit = model.estimator
     with mlflow.start_run(
         experiment_id=exp_id, run_name=f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}"
     ) as run:
@@ -391,11 +399,19 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             "selection": sel.reason,
             "settings": json.loads(json.dumps(chosen_fit.describe(), default=str)),
             "split": {"kind": split.kind, "strategy": split.strategy},
-            "train_snapshots": _dates(split.train_snapshots),
+            # what the registered model learnt from: the training and validation snapshots (the development
+            # refit), and the test ones too after a final fit on every row (`churn evaluate` warns then)
+            "train_snapshots": _dates(
+                sorted(
+                    {*split.train_snapshots, *split.valid_snapshots}
+                    | (set(split.test_snapshots) if final_rows > len(split.development) else set())
+                )
+            ),
             "valid_snapshots": _dates(split.valid_snapshots),
             "test_snapshots": _dates(split.test_snapshots),
             "calibration": mc.calibration,
             "best_iteration": _best_iteration(chosen_fit),
+            "final_fit": {"kind": mc.final_fit, "rows": final_rows},
             "run_id": run_id,
         }
         with steps.step("MLflow: params, metrics, plots"):
@@ -425,6 +441,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
                     "split.valid_rows": len(split.valid),
                     "split.test_rows": len(split.test),
                     "split.development_rows": trained.development_rows,
+                    "final_fit.rows": final_rows,
                     "split.folds": len(split.folds or []),
                     "split.test_snapshots": ",".join(_dates(split.test_snapshots)),
                     "data.fingerprint": manifest.get("data_fingerprint"),

@@ -130,7 +130,7 @@ class Receiver:
     any batch holding them fail with 422.
     """
 
-    def __init__(self, fail_first=None, hang_first=(), reject_ids=(), hang_seconds=1.0):
+    def __init__(self, fail_first=None, hang_first=(), reject_ids=(), hang_seconds=3.0):
         self.fail_first = dict(fail_first or {})
         self.hang_first = set(hang_first)
         self.reject_ids = set(reject_ids)
@@ -198,7 +198,9 @@ def _webhook_cfg(tmp_path, url, **webhook) -> Config:
         "batch_size": 10,
         "max_retries": 3,
         "backoff_seconds": 0.01,
-        "timeout_seconds": 0.4,
+        # well above a loaded machine's worst answer time (0.4 s once made a normal batch time out in CI);
+        # the receiver's hang (3 s) is well above it
+        "timeout_seconds": 2.0,
     }
     return Config(workdir=tmp_path / "work", export={"webhook": {**settings, **webhook}})
 

@@ -64,7 +64,8 @@ def use_set(monkeypatch):
 
 def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, synthetic, use_set):
     use_set(synthetic)
-    cfg = Config(workdir=workdir, model=FAST)
+    # the registered model is exactly the one the test metrics describe
+    cfg = Config(workdir=workdir, model=FAST.model_copy(update={"final_fit": "development"}))
     result = stage.run_training(cfg)
 
     assert result.model_version == "1" and result.decision.promoted
@@ -142,7 +143,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
 
 
 def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir, synthetic, use_set):
-    cfg = Config(workdir=workdir, model=FAST)
+    cfg = Config(workdir=workdir, model=FAST.model_copy(update={"final_fit": "development"}))
     use_set(synthetic)
     first = stage.run_training(cfg)
 
@@ -176,6 +177,35 @@ def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir
     ev2 = stage.run_evaluation(cfg, "2")
     assert ev2.evaluation.metrics["model"]["pr_auc"] == pytest.approx(
         second.evaluation.metrics[second.chosen]["pr_auc"]
+    )
+
+
+def test_the_registered_model_learns_every_labelled_row_with_the_settings_chosen_without_the_test(
+    workdir, synthetic, use_set
+):
+    use_set(synthetic)
+    model_cfg = FAST.model_copy(
+        update={
+            "candidates": ("lightgbm",),
+            "lightgbm": FAST.lightgbm.model_copy(update={"subsample": 1.0}),
+            "tuning": TuningConfig(trials=0),  # the search would choose a subsample < 1
+        }
+    )
+    result = stage.run_training(Config(workdir=workdir, model=model_cfg))
+    model, _ = load_model(result.tracking_uri, "churn-classifier")
+    assert model.metadata["final_fit"] == {"kind": "all", "rows": len(synthetic.frame)}
+    # without bagging, the first tree's root counts exactly the rows it was fitted on: test rows included
+    root = model.booster.dump_model()["tree_info"][0]["tree_structure"]
+    assert root["internal_count"] == len(synthetic.frame)
+    # with the rounds chosen on the development rows, scaled to the larger set
+    dev_rounds = model.metadata["settings"]["n_estimators"]
+    assert model.booster.num_trees() == dev_rounds
+    assert result.split_sizes["development"] < len(synthetic.frame)
+    # it has seen the test snapshot: evaluating it there says the metrics are optimistic
+    test_date = str(synthetic.frame["snapshot_date"].max().date())
+    assert test_date in model.metadata["train_snapshots"]
+    assert any(
+        "optimistic" in w for w in stage.run_evaluation(Config(workdir=workdir, model=model_cfg)).warnings
     )
 
 
@@ -233,6 +263,8 @@ def test_end_to_end_on_the_simulated_company(company, tmp_path):
     from pipeline.training_set import load_or_build_training_set
 
     cfg = company.config_in(tmp_path / "work")
+    # calibration is checked on the test rows below: the registered model must not have learnt them
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"final_fit": "development"})})
     result = stage.run_training(cfg)
     ev = result.evaluation
     assert {"lightgbm", "logistic", "blend", "recency", "oracle"} <= set(ev.metrics)
