@@ -226,6 +226,13 @@ class ModelConfig(_Section):
         description="Single-snapshot training sets: customer-grouped, stratified folds over the non-test rows "
         "(selection, early stopping, out-of-fold calibration) before the refit on all of them.",
     )
+    max_training_rows: int = Field(
+        1_000_000,
+        ge=0,
+        description="Out-of-time splits: when train + validation exceed this many rows, every churner is kept and "
+        "non-churners are sampled at the rate that fits the budget, by a hash of (customer_id, snapshot_date, "
+        "seed); validation and test are scored whole and calibration corrects the base rate; 0 = no limit.",
+    )
     lightgbm: LightGBMConfig = LightGBMConfig()
     tuning: TuningConfig = TuningConfig()
     calibration: Literal["isotonic", "sigmoid"] = Field(
