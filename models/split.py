@@ -53,7 +53,8 @@ class Split:
         """Rows per part."""
         out = {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
         if self.development is not None:
-            out["development"] = len(self.development)
+            # the rows the final model is refitted on
+            out["development"] = len(self.development if self.refit_rows is None else self.refit_rows)
             out["folds"] = len(self.folds or [])
         return out
 

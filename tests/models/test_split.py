@@ -160,6 +160,7 @@ def test_out_of_time_split_samples_training_non_churners_and_keeps_validation_an
     refit = split.development.iloc[split.refit_rows]
     assert refit["label"].sum() == dev["label"].sum()
     assert abs(len(refit) - budget) < 0.1 * budget
+    assert split.sizes()["development"] == len(refit) and full.sizes()["development"] == len(dev)
     assert split.folds[0][1].tolist() == list(range(len(split.train), len(split.development)))
     # the rows a reader pre-sampled with the whole set's rate split the same way
     presampled = frame.loc[
