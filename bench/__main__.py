@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-ORDER = ("simulate", "features", "score", "quality")
+ORDER = ("simulate", "features", "score", "train", "quality")
 
 
 def main(argv: list[str]) -> int:

@@ -73,6 +73,9 @@ class Context:
     schema: Schema
     cfg: ModelConfig
     list_size_pct: float = 10.0
+    # log(sampling rate) when non-churners are sampled for fitting: added to the fits' log-odds where they are
+    # evaluated on unsampled rows during training (LightGBM's early stopping); 0 = no sampling
+    log_odds_offset: float = 0.0
 
     @property
     def metric(self) -> str:
@@ -283,16 +286,19 @@ class LightGBMFitted(Fitted):
 class _Datasets:
     """LightGBM Datasets of one fold, binned once and reused by every trial of a search."""
 
-    def __init__(self, x_tr, y_tr, valid, schema: Schema):
+    def __init__(self, x_tr, y_tr, valid, schema: Schema, valid_offset: float = 0.0):
         common = {
             "categorical_feature": schema.categorical_index,
             "feature_name": list(schema.feature_names),
-            "free_raw_data": False,
+            # the binned Dataset is all training needs (trials change no binning parameter): the raw rows,
+            # often a copy made for the fold, are dropped once it is constructed
+            "free_raw_data": True,
         }
         self.train = lgb.Dataset(x_tr, y_tr, params={"verbosity": -1}, **common)
         self.valid = None
         if valid is not None:
-            self.valid = lgb.Dataset(valid[0], valid[1], reference=self.train, **common)
+            init = np.full(len(valid[1]), valid_offset) if valid_offset else None
+            self.valid = lgb.Dataset(valid[0], valid[1], reference=self.train, init_score=init, **common)
         self.rows = len(y_tr)
 
 
@@ -342,12 +348,15 @@ class LightGBMCandidate(Candidate):
         return LightGBMFitted(model=final, best_iteration=int(best), settings=dict(settings), curve=curve)
 
     def fit(self, x, y, settings, valid=None) -> LightGBMFitted:
-        return self._train(_Datasets(x, y, valid, self.ctx.schema), settings)
+        return self._train(_Datasets(x, y, valid, self.ctx.schema, self.ctx.log_odds_offset), settings)
 
     def develop(self, x, y, folds) -> Developed:
         from models.tuning import tune_lightgbm
 
-        datasets = [_Datasets(x[tr], y[tr], (x[va], y[va]), self.ctx.schema) for tr, va in folds]
+        datasets = [
+            _Datasets(x[tr], y[tr], (x[va], y[va]), self.ctx.schema, self.ctx.log_odds_offset)
+            for tr, va in folds
+        ]
         base = self.default_settings(x, y, folds)
 
         def run(settings: dict) -> tuple[list[Fitted], np.ndarray]:
@@ -414,31 +423,32 @@ class _Encoding:
 
     def transform(self, x: np.ndarray) -> sparse.csr_matrix:
         n, f = x.shape
-        level = np.empty((n, f), dtype=np.int64)
+        m = len(self.numeric)
+        width = f + m
+        # one row = its f one-hot entries then its m linear terms: the CSR arrays are filled in place, one
+        # feature at a time (no n x width temporaries); int32 indices while they fit
+        itype = np.int32 if max(self.width, n * width) < np.iinfo(np.int32).max else np.int64
+        indices = np.empty((n, width), dtype=itype)
+        data = np.ones((n, width), dtype=np.float64)
         for j in range(f):  # a loop over the (few) features; every step is vectorised over customers
             col = x[:, j]
             miss = ~np.isfinite(col)
             if self.kinds[j] == "cat":
                 codes = np.where(miss, 0, col).astype(np.int64)
                 bad = miss | (codes < 0) | (codes >= self.levels[j] - 1)
-                level[:, j] = np.where(bad, self.levels[j] - 1, codes)
+                level = np.where(bad, self.levels[j] - 1, codes)
             else:
-                b = np.searchsorted(self.edges[j], np.where(miss, 0.0, col), side="right")
-                level[:, j] = np.where(miss, self.levels[j] - 1, b)
-        cols = level + self.offsets[None, :]
-        m = len(self.numeric)
-        if m:
-            lin = np.clip(_signed_log(x[:, self.numeric]), self.lin_lo, self.lin_hi)
-            lin = np.where(np.isfinite(lin), (lin - self.lin_center) / self.lin_scale, 0.0)
-            cols = np.hstack([cols, np.broadcast_to(self.n_onehot + np.arange(m), (n, m))])
-            data = np.hstack([np.ones((n, f)), lin])
-        else:
-            data = np.ones((n, f))
-        # one row = its f one-hot entries then its linear terms: the CSR arrays directly, no stacking
-        width = f + m
-        return sparse.csr_matrix(
-            (data.ravel(), cols.ravel(), np.arange(0, n * width + 1, width)), shape=(n, self.width)
-        )
+                edges = self.edges[j]
+                # edges learnt on float32 rows: compare float32 values, so float64 input bins as in training
+                v = np.where(miss, 0.0, col).astype(edges.dtype, copy=False)
+                level = np.where(miss, self.levels[j] - 1, np.searchsorted(edges, v, side="right"))
+            indices[:, j] = level + self.offsets[j]
+        for k, j in enumerate(self.numeric):
+            lin = np.clip(_signed_log(x[:, j]), self.lin_lo[k], self.lin_hi[k])
+            data[:, f + k] = np.where(np.isfinite(lin), (lin - self.lin_center[k]) / self.lin_scale[k], 0.0)
+            indices[:, f + k] = self.n_onehot + k
+        indptr = np.arange(0, n * width + 1, width, dtype=itype)
+        return sparse.csr_matrix((data.ravel(), indices.ravel(), indptr), shape=(n, self.width))
 
 
 def _signed_log(v: np.ndarray) -> np.ndarray:
@@ -464,17 +474,23 @@ def fit_encoding(x: np.ndarray, schema: Schema, bins: int = _BINS) -> _Encoding:
             continue
         col = x[:, j]
         finite = col[np.isfinite(col)]
-        e = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if finite.size else np.array([])
+        q = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]) if finite.size else np.array([])
+        # edges in the matrix's precision (`transform` compares values in it)
+        e = np.unique(q.astype(x.dtype if x.dtype == np.float32 else np.float64))
         kinds.append("num")
         edges.append(e)
         levels.append(len(e) + 2)  # bins + missing
-    lin = _signed_log(x[:, numeric]) if numeric else np.zeros((len(x), 0))
-    lin[np.isinf(lin)] = np.nan  # infinite inputs count as missing, like in `transform`
+    # statistics of the signed-log terms one column at a time: nanmean/nanstd copy their input several times,
+    # which for all columns at once was the logistic candidate's peak memory
+    stats = np.zeros((4, len(numeric)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: its statistics are 0
-        lo, hi = np.nanmin(lin, axis=0), np.nanmax(lin, axis=0)
-        center = np.nan_to_num(np.nanmean(lin, axis=0))
-        scale = np.nan_to_num(np.nanstd(lin, axis=0))
+        for k, j in enumerate(numeric):
+            lin = _signed_log(x[:, j])
+            lin[np.isinf(lin)] = np.nan  # infinite inputs count as missing, like in `transform`
+            stats[:, k] = np.nanmin(lin), np.nanmax(lin), np.nanmean(lin), np.nanstd(lin)
+    lo, hi = stats[0], stats[1]
+    center, scale = np.nan_to_num(stats[2]), np.nan_to_num(stats[3])
     scale[scale == 0] = 1.0
     offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
     return _Encoding(
@@ -706,11 +722,13 @@ def select(
     ctx: Context,
     refit: bool = True,
     on_step=None,
+    refit_rows: np.ndarray | None = None,
 ) -> Selection:
     """Develop every configured candidate on `folds`, choose the best on the validation rows by the promotion
     metric (ties: the first listed), and refit every candidate on all rows with its chosen settings (above
     `REFIT_ALL_MAX_ROWS` rows only the chosen one and the members it combines; with `refit=False` none: the
-    first fold's fits are kept)."""
+    first fold's fits are kept). `refit_rows`: the positions the final fits train on (default all; sampled
+    non-churners leave some validation rows out of the refit)."""
     listed = list(ctx.cfg.candidates)
     order = resolve(listed)
     rows = np.unique(np.concatenate([va for _, va in folds]))
@@ -741,11 +759,13 @@ def select(
     final: dict[str, Fitted] = {}
     refit_settings: dict[str, dict] = {}
     train_rows = np.mean([len(tr) for tr, _ in folds])
-    ratio = len(y) / train_rows if refit else 1.0
+    n_refit = len(y) if refit_rows is None else len(refit_rows)
+    ratio = n_refit / train_rows if refit else 1.0
     # On small sets every candidate is refitted, so their test metrics compare like with like; on large ones
     # (where a refit costs seconds) only the chosen one and the members it combines.
     needed = {chosen, *CANDIDATES[chosen].members}
-    refit_all = len(y) <= REFIT_ALL_MAX_ROWS
+    refit_all = n_refit <= REFIT_ALL_MAX_ROWS
+    x_refit, y_refit = (x, y) if refit_rows is None else (x[refit_rows], y[refit_rows])
     for name in order:
         cand = CANDIDATES[name](ctx)
         dev = developed[name]
@@ -755,13 +775,13 @@ def select(
         elif refit and (refit_all or name in needed):
             if on_step is not None:
                 on_step(f"refitting {name}")
-            refit_settings[name], final[name] = cand.refit(x, y, dev, ratio)
+            refit_settings[name], final[name] = cand.refit(x_refit, y_refit, dev, ratio)
         else:
             refit_settings[name] = dict(dev.settings)
             final[name] = dev.fold_fits[0]
             if refit:
                 dev.note += (
-                    f"{'; ' if dev.note else ''}not refitted ({len(y):,} rows > {REFIT_ALL_MAX_ROWS:,}, not "
+                    f"{'; ' if dev.note else ''}not refitted ({n_refit:,} rows > {REFIT_ALL_MAX_ROWS:,}, not "
                     f"chosen): its test metrics are those of its fit on the first fold's training rows"
                 )
     return Selection(

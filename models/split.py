@@ -44,12 +44,17 @@ class Split:
     test_snapshots: list[dt.date]
     development: pd.DataFrame | None = None
     folds: list[Fold] | None = None
+    # majority-class sampling (`sampling_rate`): the rate non-churners of train and validation are fitted at
+    # (1 = all), and the positions in `development` of the rows the final model is refitted on (None = all)
+    sampling_rate: float = 1.0
+    refit_rows: np.ndarray | None = None
 
     def sizes(self) -> dict[str, int]:
         """Rows per part."""
         out = {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
         if self.development is not None:
-            out["development"] = len(self.development)
+            # the rows the final model is refitted on
+            out["development"] = len(self.development if self.refit_rows is None else self.refit_rows)
             out["folds"] = len(self.folds or [])
         return out
 
@@ -70,10 +75,14 @@ def customer_hash_bucket(customer_ids: pd.Series) -> np.ndarray:
     return (hashed % 100).astype(np.int64)
 
 
-def out_of_time_split(frame: pd.DataFrame, cfg: ModelConfig) -> Split:
+def out_of_time_split(frame: pd.DataFrame, cfg: ModelConfig, rate: float | None = None) -> Split:
     """Split by snapshot date: latest `test_snapshots` -> test, the `valid_snapshots` before -> validation,
     then `gap_snapshots` dropped, earlier -> train. A single snapshot falls back to a customer-hash test set
-    and customer-grouped cross-validation on the rest."""
+    and customer-grouped cross-validation on the rest.
+
+    When train + validation exceed `cfg.max_training_rows`, non-churners are fitted at `sampling_rate` by
+    `sample_mask` (`rate` overrides the rate computed from `frame`: a caller that read train rows already
+    sampled passes the rate of the whole set; sampling a sample at its rate keeps it whole)."""
     dates = snapshot_dates(frame)
     if not dates:
         raise DataValidationError(
@@ -108,6 +117,58 @@ def out_of_time_split(frame: pd.DataFrame, cfg: ModelConfig) -> Split:
             folds=folds,
         )
 
+    train_dates, valid_dates, test_dates, gap_dates = split_dates(dates, cfg)
+    strategy = (
+        f"out-of-time split: train {len(train_dates)} snapshot(s) {train_dates[0]}..{train_dates[-1]}, "
+        f"validation {_span(valid_dates)}, test {_span(test_dates)}"
+    )
+    if gap_dates:
+        strategy += (
+            f"; {len(gap_dates)} snapshot(s) left out between train and validation ({_span(gap_dates)})"
+        )
+    train_pos = np.flatnonzero(snap.isin(set(train_dates)).to_numpy())
+    valid_pos = np.flatnonzero(snap.isin(set(valid_dates)).to_numpy())
+    test_pos = np.flatnonzero(snap.isin(set(test_dates)).to_numpy())
+    labels = frame["label"].to_numpy()
+    keys = frame[["customer_id", "snapshot_date", "label"]]  # what sampling reads: no copy of the features
+    if rate is None:
+        dev_labels = labels[np.concatenate([train_pos, valid_pos])]
+        rate = sampling_rate(len(dev_labels), int((dev_labels == 1).sum()), cfg.max_training_rows)
+    refit_rows = None
+    if rate < 1.0:
+        # train is fitted on its sample; validation is scored whole (selection, early stopping, calibration:
+        # the calibrator maps the sampled fits' scores to unsampled churn rates) and sampled for the refit
+        train_pos = train_pos[sample_mask(keys.iloc[train_pos], rate, cfg.seed)]
+        keep_valid = sample_mask(keys.iloc[valid_pos], rate, cfg.seed)
+        refit_rows = np.concatenate([np.arange(len(train_pos)), len(train_pos) + np.flatnonzero(keep_valid)])
+        strategy += (
+            f"; non-churners of train and validation fitted at rate {rate:.4f} (all churners kept; "
+            f"model.max_training_rows {cfg.max_training_rows:,}), validation scored whole"
+        )
+    # one copy: development = train then validation rows; train and valid are slices of it
+    development = frame.take(np.concatenate([train_pos, valid_pos]))
+    n_train = len(train_pos)
+    strategy += "; the chosen model is refitted on train + validation"
+    return Split(
+        train=development.iloc[:n_train],
+        valid=development.iloc[n_train:],
+        test=frame.take(test_pos),
+        strategy=strategy,
+        kind="out_of_time",
+        train_snapshots=list(train_dates),
+        valid_snapshots=list(valid_dates),
+        test_snapshots=list(test_dates),
+        development=development,
+        folds=[(np.arange(n_train), np.arange(n_train, len(development)))],
+        sampling_rate=float(rate),
+        refit_rows=refit_rows,
+    )
+
+
+def split_dates(
+    dates: list[dt.date], cfg: ModelConfig
+) -> tuple[list[dt.date], list[dt.date], list[dt.date], list[dt.date]]:
+    """(train, validation, test, gap) snapshot dates of an out-of-time split of the ascending `dates`."""
     needed = cfg.test_snapshots + cfg.valid_snapshots + cfg.gap_snapshots + 1
     if len(dates) < needed:
         raise ConfigError(
@@ -119,32 +180,41 @@ def out_of_time_split(frame: pd.DataFrame, cfg: ModelConfig) -> Split:
     test_dates = dates[-cfg.test_snapshots :]
     valid_dates = dates[-(cfg.test_snapshots + cfg.valid_snapshots) : -cfg.test_snapshots]
     n_train = len(dates) - cfg.test_snapshots - cfg.valid_snapshots - cfg.gap_snapshots
-    train_dates = dates[:n_train]
-    gap_dates = dates[n_train : n_train + cfg.gap_snapshots]
+    return dates[:n_train], valid_dates, test_dates, dates[n_train : n_train + cfg.gap_snapshots]
 
-    strategy = (
-        f"out-of-time split: train {len(train_dates)} snapshot(s) {train_dates[0]}..{train_dates[-1]}, "
-        f"validation {_span(valid_dates)}, test {_span(test_dates)}"
+
+# Non-churners are never sampled below this rate: a budget smaller than the churners is not honoured.
+MIN_SAMPLING_RATE = 0.01
+
+
+def sampling_rate(rows: int, churners: int, budget: int) -> float:
+    """The rate non-churners are kept at so that `rows` (with `churners`) fit `budget`: 1 when they fit (or
+    `budget` is 0), else (budget - churners) / non-churners, at least `MIN_SAMPLING_RATE`."""
+    non_churners = rows - churners
+    if budget <= 0 or rows <= budget or non_churners <= 0:
+        return 1.0
+    return float(np.clip((budget - churners) / non_churners, MIN_SAMPLING_RATE, 1.0))
+
+
+def sample_mask(frame: pd.DataFrame, rate: float, seed: int) -> np.ndarray:
+    """Rows kept by the majority-class sampling rule: every churner (label 1), and a non-churner when a hash of
+    (customer_id, snapshot_date, seed), uniform in [0, 1), is below `rate`. Deterministic, independent of
+    row order and of the other rows, so a sample of a sample at the same rate is itself."""
+    keep = frame["label"].to_numpy() == 1
+    if rate >= 1.0:
+        return np.ones(len(frame), dtype=bool)
+    keys = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(str).to_numpy(),
+            "snapshot_day": pd.to_datetime(frame["snapshot_date"])
+            .to_numpy()
+            .astype("datetime64[D]")
+            .astype(np.int64),
+        }
     )
-    if gap_dates:
-        strategy += (
-            f"; {len(gap_dates)} snapshot(s) left out between train and validation ({_span(gap_dates)})"
-        )
-    train = frame.loc[snap.isin(set(train_dates)).to_numpy()]
-    valid = frame.loc[snap.isin(set(valid_dates)).to_numpy()]
-    strategy += "; the chosen model is refitted on train + validation"
-    return Split(
-        train=train,
-        valid=valid,
-        test=frame.loc[snap.isin(set(test_dates)).to_numpy()],
-        strategy=strategy,
-        kind="out_of_time",
-        train_snapshots=list(train_dates),
-        valid_snapshots=list(valid_dates),
-        test_snapshots=list(test_dates),
-        development=pd.concat([train, valid]),
-        folds=[(np.arange(len(train)), np.arange(len(train), len(train) + len(valid)))],
-    )
+    hashed = pd.util.hash_pandas_object(keys, index=False, hash_key=f"{seed % 10**16:016d}").to_numpy()
+    uniform = (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
+    return keep | (uniform < rate)
 
 
 def customer_folds(frame: pd.DataFrame, n_folds: int, seed: int) -> list[Fold]:

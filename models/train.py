@@ -54,11 +54,15 @@ def lightgbm_matrix(
 
 
 def lightgbm_array(
-    frame: pd.DataFrame, feature_names: list[str], categories: dict[str, list[str]]
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    categories: dict[str, list[str]],
+    dtype: type[np.floating] = np.float64,
 ) -> np.ndarray:
     """`lightgbm_matrix` as the float array LightGBM converts it to (category codes of the training categories,
-    NaN for missing or unseen): built once, so predicting skips the frame build and LightGBM's own copy."""
-    out = np.empty((len(frame), len(feature_names)), dtype=np.float64, order="F")
+    NaN for missing or unseen): built once, so predicting skips the frame build and LightGBM's own copy.
+    Training builds it as float32 (half the memory; LightGBM bins float32 as it is)."""
+    out = np.empty((len(frame), len(feature_names)), dtype=dtype, order="F")
     cols = [frame[name] for name in feature_names]  # in this thread: the frame's item cache is not shared
 
     def fill(columns: range) -> None:
@@ -71,7 +75,7 @@ def lightgbm_array(
             elif col.dtype.kind in "fiub" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
                 out[:, j] = col.to_numpy()  # numpy casts straight into the column, no float64 temporary
             else:
-                out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=dtype, na_value=np.nan)
 
     # The cost is first-touching the new array's pages (~600 MB for 1M rows), not the copying: one thread per
     # core fills its share of the columns (numpy's copies release the GIL), which faults the pages in parallel.
@@ -159,13 +163,17 @@ def train_candidates(
     dev = split.development
     check_features(dev, feature_names, "training")
     categories = training_categories(dev, categorical_features)
-    x = lightgbm_array(dev, feature_names, categories)
+    # one float32 matrix of the development rows, shared by every candidate and fold (they index into it)
+    x = lightgbm_array(dev, feature_names, categories, dtype=np.float32)
     y = dev["label"].to_numpy(dtype=np.float64)
     schema = Schema(
         list(feature_names),
         {i: len(categories[f]) for i, f in enumerate(feature_names) if f in categories},
     )
-    sel = select(x, y, split.folds, Context(schema, cfg, list_size_pct), on_step=on_step)
+    # with sampled non-churners the fits' log-odds are too high by -log(rate): early stopping evaluates the
+    # unsampled validation rows shifted back by it; the calibrators below learn the same correction
+    ctx = Context(schema, cfg, list_size_pct, log_odds_offset=float(np.log(split.sampling_rate)))
+    sel = select(x, y, split.folds, ctx, on_step=on_step, refit_rows=split.refit_rows)
     rows = sel.valid_rows
     # Calibration maps the validation predictions of the fits made before the refit: those are honest
     # (out-of-fold, or out-of-time on the validation snapshots), while the refitted model's own predictions
@@ -175,12 +183,13 @@ def train_candidates(
         name: fit_calibrator(sigmoid(dev_.oof[rows]), y[rows], cfg.calibration)
         for name, dev_ in sel.developed.items()
     }
+    del x
     return Trained(
         selection=sel,
         schema=schema,
         categories=categories,
         calibrators=calibrators,
-        development_rows=len(y),
+        development_rows=len(y) if split.refit_rows is None else len(split.refit_rows),
         seconds=time.perf_counter() - start,
     )
 
@@ -192,7 +201,7 @@ def refit_chosen(
     the settings chosen on the development rows, scaled like the development refit (LightGBM: its
     early-stopped rounds times the rows over a fold's training rows); a blend refits its members."""
     check_features(frame, trained.schema.feature_names, "final fit")
-    x = lightgbm_array(frame, trained.schema.feature_names, trained.categories)
+    x = lightgbm_array(frame, trained.schema.feature_names, trained.categories, dtype=np.float32)
     y = frame["label"].to_numpy(dtype=np.float64)
     ctx = Context(trained.schema, cfg, list_size_pct)
     developed = trained.selection.developed

@@ -240,6 +240,13 @@ class ModelConfig(_Section):
         "test metrics are then those of the development fit, a slightly conservative estimate), "
         "'development' registers exactly the model the test metrics describe.",
     )
+    max_training_rows: int = Field(
+        1_000_000,
+        ge=0,
+        description="Out-of-time splits: when train + validation exceed this many rows, every churner is kept and "
+        "non-churners are sampled at the rate that fits the budget, by a hash of (customer_id, snapshot_date, "
+        "seed); validation and test are scored whole and calibration corrects the base rate; 0 = no limit.",
+    )
     lightgbm: LightGBMConfig = LightGBMConfig()
     tuning: TuningConfig = TuningConfig()
     calibration: Literal["isotonic", "sigmoid"] = Field(

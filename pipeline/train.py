@@ -34,7 +34,7 @@ from models.registry import (
     sqlite_path,
     use_tracking,
 )
-from models.split import Split, held_out_test, out_of_time_split
+from models.split import Split, held_out_test, out_of_time_split, sample_mask, sampling_rate, split_dates
 from models.train import Trained, refit_chosen, train_candidates
 from pipeline.config import Config, public_config
 from pipeline.errors import ConfigError
@@ -310,24 +310,47 @@ def run_training(cfg: Config, *, progress: bool = False) -> TrainingResult:
         steps.close()
 
 
+def _rss(what: str) -> None:
+    """Debug log of this process's resident memory (now and peak): where training's memory goes."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    try:
+        with open("/proc/self/status") as f:
+            status = dict(line.split(":", 1) for line in f)
+    except OSError:  # not Linux
+        return
+    gb = {k: int(status[k].split()[0]) / 2**20 for k in ("VmRSS", "VmHWM") if k in status}
+    log.debug("memory at %s: rss %.2f GB, peak %.2f GB", what, gb.get("VmRSS", 0), gb.get("VmHWM", 0))
+
+
 def _train(cfg: Config, steps: Steps) -> TrainingResult:
     start = time.perf_counter()
     mc = cfg.model
+
+    def on_step(text: str) -> None:
+        _rss(text)
+        steps.note(text)
+
     with steps.step("training set (build or reuse)"), steps.paused():
         ts = _training_set(cfg, steps.progress)
         manifest = ts.manifest
         features = list(manifest["features"])
         categorical = list(manifest.get("categorical_features", []))
+    _rss("training set loaded")
     with steps.step("split"):
-        split: Split = out_of_time_split(ts.frame, mc)
+        frame, rate = _training_rows(ts, mc)
+        split: Split = out_of_time_split(frame, mc, rate)
+        del frame
         log.debug("%s", split.strategy)
+    _rss("split done")
 
     with steps.step(f"candidates ({', '.join(mc.candidates)}): develop, choose, refit"):
         trained: Trained = train_candidates(
-            split, features, categorical, mc, cfg.evaluation.list_size_pct, on_step=steps.note
+            split, features, categorical, mc, cfg.evaluation.list_size_pct, on_step=on_step
         )
         sel = trained.selection
         chosen = sel.chosen
+    _rss("candidates done")
 
     with steps.step("test evaluation"):
         model = ChurnModel(
@@ -336,7 +359,9 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             feature_names=features,
             categorical_features=categorical,
             categories=trained.categories,
-            reference=reference_profile(split.development, features, categorical),
+            # sampled development rows over-represent churners: the drift reference is then the (whole)
+            # validation snapshots
+            reference=reference_profile(_unsampled(split), features, categorical),
             metadata={},
             column_types={
                 f: mlflow_column_type(split.development[f].dtype) for f in features if f not in categorical
@@ -372,14 +397,25 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
                 f"validation customers"
             ),
         )
+    _rss("test evaluation done")
 
-    final_rows = len(split.development)
+    final_rows, learnt_test = trained.development_rows, False
     if mc.final_fit == "all" and len(split.test):
         # The latest labelled snapshot is the closest to the dates the model will score: the registered model
         # learns it too, with the settings chosen without it (the test metrics above stay honest).
         with steps.step("final fit on every labelled row"):
-            model.estimator = refit_chosen(trained, split, ts.frame, mc, cfg.evaluation.list_size_pct)
-            final_rows = len(ts.frame)
+            # the test rows join by the development rows' sampling rule, so the base rate the calibrator
+            # corrects for stays the same
+            dev_rows = (
+                split.development if split.refit_rows is None else split.development.iloc[split.refit_rows]
+            )
+            test_rows = split.test[sample_mask(split.test, split.sampling_rate, mc.seed)]
+            every = pd.concat([dev_rows, test_rows], ignore_index=True)
+            del dev_rows, test_rows
+            model.estimator = refit_chosen(trained, split, every, mc, cfg.evaluation.list_size_pct)
+            final_rows, learnt_test = len(every), True
+            del every
+        _rss("final fit done")
 
     exp_id = experiment_id(cfg)
     chosen_fit = model.estimator
@@ -404,7 +440,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             "train_snapshots": _dates(
                 sorted(
                     {*split.train_snapshots, *split.valid_snapshots}
-                    | (set(split.test_snapshots) if final_rows > len(split.development) else set())
+                    | (set(split.test_snapshots) if learnt_test else set())
                 )
             ),
             "valid_snapshots": _dates(split.valid_snapshots),
@@ -517,12 +553,46 @@ def _best_iteration(fit) -> int | None:
     return None if booster is None else int(booster.num_trees())
 
 
+def _unsampled(split: Split) -> pd.DataFrame:
+    """Development rows at the data's churn rate: all of them, or the validation rows when non-churners of the
+    training rows are sampled."""
+    return split.development if split.sampling_rate >= 1.0 else split.valid
+
+
+def _training_rows(ts, mc) -> tuple[pd.DataFrame, float | None]:
+    """The training set's rows for the split, read one snapshot at a time with the non-churners of the train
+    snapshots already sampled at the rate the whole set needs (`models.split.sampling_rate` of the manifest's
+    counts; the split samples them again by the same rule, which keeps them all). The rate, or None when the
+    rows come whole from memory."""
+    from pipeline.training_set import TrainingSet
+
+    snapshots = ts.manifest.get("snapshots") or []
+    if not isinstance(ts, TrainingSet) or len(snapshots) < 2:
+        return ts.frame, None
+    dates = [dt.date.fromisoformat(s["date"]) for s in snapshots]
+    train_dates, valid_dates, _, _ = split_dates(dates, mc)
+    dev = [s for s, d in zip(snapshots, dates, strict=True) if d in set(train_dates) | set(valid_dates)]
+    rows = sum(int(s["rows"]) for s in dev)
+    churners = sum(int(round(s["rows"] * s["churn_rate"])) for s in dev)
+    rate = sampling_rate(rows, churners, mc.max_training_rows)
+    if rate >= 1.0:
+        return ts.read(), rate
+    train_days = pd.DatetimeIndex([pd.Timestamp(d) for d in train_dates])
+
+    def keep(part: pd.DataFrame) -> np.ndarray:
+        in_train = part["snapshot_date"].isin(train_days).to_numpy()
+        return ~in_train | sample_mask(part[["customer_id", "snapshot_date", "label"]], rate, mc.seed)
+
+    return ts.read(keep), rate
+
+
 def _baseline_probabilities(split: Split, cfg: Config) -> dict[str, np.ndarray]:
     """Non-learned baselines (`evaluate.baseline_scores`) on the test rows, as probabilities: each score is
     mapped to (0, 1) and calibrated (isotonic) on the development rows; the order of the score is kept."""
-    dev_scores = evaluate.baseline_scores(split.development)
+    dev = _unsampled(split)
+    dev_scores = evaluate.baseline_scores(dev)
     test_scores = evaluate.baseline_scores(split.test)
-    y = split.development["label"].to_numpy()
+    y = dev["label"].to_numpy()
     out = {}
     for name, dev in dev_scores.items():
         if name not in test_scores or len(np.unique(y)) < 2:

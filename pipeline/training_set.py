@@ -17,12 +17,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,13 +43,32 @@ TRAINING_SET_FILE = "training_set.parquet"
 MANIFEST_FILE = "manifest.json"
 
 
-@dataclass
 class TrainingSet:
-    """Stacked labelled snapshots: `frame` has customer_id, snapshot_date, features..., label (int8)."""
+    """Stacked labelled snapshots: `frame` has customer_id, snapshot_date, features..., label (int8).
 
-    frame: pd.DataFrame
-    manifest: dict[str, Any]
-    path: Path
+    Written one snapshot per Parquet row group; `frame` reads the whole file on first use (kept), `read` only
+    the rows a filter keeps, one snapshot at a time, so a caller that needs a sample never holds all rows."""
+
+    def __init__(self, frame: pd.DataFrame | None, manifest: dict[str, Any], path: Path):
+        self._frame = frame
+        self.manifest = manifest
+        self.path = path
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = self.read()
+        return self._frame
+
+    @frame.setter
+    def frame(self, value: pd.DataFrame) -> None:
+        self._frame = value
+
+    def read(self, keep: Callable[[pd.DataFrame], np.ndarray] | None = None) -> pd.DataFrame:
+        """The rows `keep(snapshot_frame)` (a boolean mask) keeps, snapshot by snapshot; all without it."""
+        if self._frame is not None:
+            return self._frame if keep is None else self._frame.loc[keep(self._frame)].reset_index(drop=True)
+        return read_training_set(self.path / TRAINING_SET_FILE, self.categorical_features, keep)
 
     @property
     def features(self) -> list[str]:
@@ -54,6 +77,30 @@ class TrainingSet:
     @property
     def categorical_features(self) -> list[str]:
         return list(self.manifest["categorical_features"])
+
+
+def read_training_set(
+    path: Path, categorical: list[str], keep: Callable[[pd.DataFrame], np.ndarray] | None = None
+) -> pd.DataFrame:
+    """A training-set Parquet file as the frame it was built from (sorted categories, int8 label); with `keep`,
+    only the rows it keeps, one row group (snapshot) at a time."""
+    file = pq.ParquetFile(path)
+    # self_destruct frees each Arrow column once converted: the read peaks near one copy of the rows, not two
+    arrow_to_pandas = {"split_blocks": True, "self_destruct": True}
+    if keep is None:
+        frame = file.read().to_pandas(**arrow_to_pandas)
+    else:
+        parts = []
+        for i in range(file.num_row_groups):
+            part = file.read_row_group(i).to_pandas(**arrow_to_pandas)
+            parts.append(part.loc[keep(part)])
+            del part
+        # categoricals of different snapshots have different categories: concat makes them objects, which
+        # _as_categories turns back into categories (sorted, as when the file is read whole)
+        frame = pd.concat(parts, ignore_index=True) if parts else file.schema_arrow.empty_table().to_pandas()
+        del parts
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
+    return _as_categories(frame, categorical)
 
 
 @dataclass
@@ -199,9 +246,8 @@ def _load_cached(path: Path, fingerprint: str) -> TrainingSet | None:
         return None
     if manifest.get("fingerprint") != fingerprint:
         return None
-    frame = pd.read_parquet(data_path)
-    log.info("reusing training set %s (%d rows, fingerprint %s)", path, len(frame), fingerprint)
-    return TrainingSet(frame, manifest, path)
+    log.info("reusing training set %s (%d rows, fingerprint %s)", path, manifest.get("rows"), fingerprint)
+    return TrainingSet(None, manifest, path)
 
 
 def _snapshot_frame(source: Source, cfg: Config, as_of: dt.date) -> pd.DataFrame:
@@ -242,61 +288,98 @@ def load_or_build_training_set(
 
     dates = snapshot_dates(source.data_end_date, cfg.label, cfg.snapshots)
     categorical = categorical_features(feature_table(source.tables, dates[-1], cfg.features))
-    frames: list[pd.DataFrame] = []
-    with Progress(
-        TextColumn("[bold]training set[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("snapshots", total=len(dates))
-        for as_of in dates:
-            bar.update(task, description=f"snapshot {as_of}")
-            try:
-                frames.append(_snapshot_frame(source, cfg, as_of))
-            except DataValidationError as e:
-                if any("no customer is active" in p for p in e.problems):
-                    raise ConfigError(
-                        f"training snapshot {as_of} has no labelled customers: the snapshots reach back before the "
-                        f"data ({len(dates)} snapshots every {cfg.snapshots.spacing_days} days ending "
-                        f"{dates[-1]}); lower snapshots.count or snapshots.spacing_days"
-                    ) from e
-                raise
-            bar.advance(task)
+    counts: list[dict[str, Any]] = []
+    features: list[str] = []
+    with atomic_directory(path) as tmp:
+        parts = tmp / "snapshots"
+        parts.mkdir()
+        with Progress(
+            TextColumn("[bold]training set[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not progress,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("snapshots", total=len(dates))
+            for i, as_of in enumerate(dates):
+                bar.update(task, description=f"snapshot {as_of}")
+                try:
+                    frame = _snapshot_frame(source, cfg, as_of)
+                except DataValidationError as e:
+                    if any("no customer is active" in p for p in e.problems):
+                        raise ConfigError(
+                            f"training snapshot {as_of} has no labelled customers: the snapshots reach back before "
+                            f"the data ({len(dates)} snapshots every {cfg.snapshots.spacing_days} days ending "
+                            f"{dates[-1]}); lower snapshots.count or snapshots.spacing_days"
+                        ) from e
+                    raise
+                features = [c for c in frame.columns if c not in ("customer_id", "snapshot_date", "label")]
+                label = frame["label"].to_numpy()
+                counts.append({"date": as_of.isoformat(), "rows": len(frame), "churners": int(label.sum())})
+                # one snapshot in memory at a time: the stacked set never is (it is 2x its size in a concat)
+                pq.write_table(_snapshot_table(frame, categorical), parts / f"{i:04d}.parquet")
+                del frame, label
+                bar.advance(task)
+        _stack_snapshots(sorted(parts.iterdir()), tmp / TRAINING_SET_FILE, categorical)
+        shutil.rmtree(parts)
+        rows = sum(c["rows"] for c in counts)
+        manifest = {
+            "fingerprint": fingerprint,
+            "data_fingerprint": source.fingerprint,
+            "data_source": str(source.path) if source.path is not None else None,
+            "data_end_date": source.data_end_date.isoformat(),
+            "feature_set_version": FEATURE_SET_VERSION,
+            "snapshots": [
+                {"date": c["date"], "rows": c["rows"], "churn_rate": c["churners"] / c["rows"]}
+                for c in counts
+            ],
+            "rows": rows,
+            "churn_rate": sum(c["churners"] for c in counts) / rows,
+            "features": features,
+            "categorical_features": categorical,
+            "label": _label_manifest(cfg),
+            "feature_config": cfg.features.model_dump(mode="json"),
+            "snapshot_config": cfg.snapshots.model_dump(mode="json"),
+        }
+        atomic_write_json(manifest, tmp / MANIFEST_FILE)
+    log.info("wrote training set %s (%d rows, %d features)", path, rows, len(features))
+    return TrainingSet(None, manifest, path)
 
-    frame = pd.concat(frames, ignore_index=True)
-    del frames
-    frame = _as_categories(frame, categorical)
+
+def _snapshot_table(frame: pd.DataFrame, categorical: list[str]) -> pa.Table:
+    """One snapshot as Arrow, in the dtypes of the stacked set (categoricals as dictionary strings)."""
     frame["snapshot_date"] = frame["snapshot_date"].astype("datetime64[ns]")
     frame["label"] = frame["label"].astype("int8")
-    features = [c for c in frame.columns if c not in ("customer_id", "snapshot_date", "label")]
-    rates = frame.groupby("snapshot_date", sort=True)["label"].agg(["size", "mean"])
-    manifest = {
-        "fingerprint": fingerprint,
-        "data_fingerprint": source.fingerprint,
-        "data_source": str(source.path) if source.path is not None else None,
-        "data_end_date": source.data_end_date.isoformat(),
-        "feature_set_version": FEATURE_SET_VERSION,
-        "snapshots": [
-            {"date": d.date().isoformat(), "rows": int(r["size"]), "churn_rate": float(r["mean"])}
-            for d, r in rates.iterrows()
+    return pa.Table.from_pandas(_as_categories(frame, categorical), preserve_index=False)
+
+
+def _string_type(categorical: bool) -> pa.DataType:
+    return pa.dictionary(pa.int32(), pa.string()) if categorical else pa.string()
+
+
+def _stack_snapshots(files: list[Path], out: Path, categorical: list[str]) -> None:
+    """The snapshot files as one Parquet file, one row group each, in order. Their schemas are unified first
+    the way a pandas concat would (an integer column with no missing values in one snapshot but some in
+    another becomes float64 in all; strings other than the categorical features lose their per-snapshot
+    categories), then each snapshot is cast to it and appended."""
+    schemas = [pq.read_schema(f) for f in files]
+    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+    # pandas metadata of the first file (column order, index): dtypes are restored from the Arrow types
+    schema = schema.with_metadata(schemas[0].metadata)
+    schema = pa.schema(
+        [
+            pa.field(f.name, _string_type(f.name in categorical)) if pa.types.is_dictionary(f.type) else f
+            for f in schema
         ],
-        "rows": len(frame),
-        "churn_rate": float(frame["label"].mean()),
-        "features": features,
-        "categorical_features": categorical,
-        "label": _label_manifest(cfg),
-        "feature_config": cfg.features.model_dump(mode="json"),
-        "snapshot_config": cfg.snapshots.model_dump(mode="json"),
-    }
-    with atomic_directory(path) as tmp:
-        atomic_write_parquet(frame, tmp / TRAINING_SET_FILE)
-        atomic_write_json(manifest, tmp / MANIFEST_FILE)
-    log.info("wrote training set %s (%d rows, %d features)", path, len(frame), len(features))
-    return TrainingSet(frame, manifest, path)
+        metadata=schema.metadata,
+    )
+    with pq.ParquetWriter(out, schema) as writer:
+        for f in files:
+            table = pq.read_table(f)
+            writer.write_table(table.cast(schema), row_group_size=max(table.num_rows, 1))
+            del table
 
 
 def _label_manifest(cfg: Config) -> dict[str, Any]:

@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.split import customer_hash_bucket, held_out_test, out_of_time_split, snapshot_dates
+from models.split import (
+    MIN_SAMPLING_RATE,
+    customer_hash_bucket,
+    held_out_test,
+    out_of_time_split,
+    sample_mask,
+    sampling_rate,
+    snapshot_dates,
+)
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError
 from tests.models.synthetic import make_training_set
@@ -93,3 +101,72 @@ def test_held_out_test_is_the_latest_snapshots():
     test, dates = held_out_test(ts.frame, ModelConfig(test_snapshots=2))
     assert dates == snapshot_dates(ts.frame)[-2:]
     assert _dates(test) == set(dates) and len(test) == 60
+
+
+# ------------------------------------------------------------------------------- majority-class sampling
+def _keys(n: int, churn: float, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n) % (n // 4),
+            "snapshot_date": pd.to_datetime("2024-01-01")
+            + pd.to_timedelta((np.arange(n) // (n // 4)) * 14, "D"),
+            "label": (rng.random(n) < churn).astype(np.int8),
+        }
+    )
+
+
+def test_sampling_rate_fits_the_budget_and_is_one_within_it():
+    assert sampling_rate(1000, 50, 0) == 1.0  # no limit
+    assert sampling_rate(1000, 50, 1000) == 1.0
+    assert sampling_rate(1000, 50, 500) == pytest.approx(450 / 950)
+    assert sampling_rate(1000, 900, 500) == MIN_SAMPLING_RATE  # more churners than the budget
+
+
+def test_sampling_keeps_every_churner_samples_non_churners_at_the_rate_and_is_deterministic():
+    keys = _keys(400_000, churn=0.05)
+    keep = sample_mask(keys, 0.3, seed=42)
+    y = keys["label"].to_numpy()
+    assert keep[y == 1].all()
+    assert keep[y == 0].mean() == pytest.approx(0.3, abs=0.005)
+    # deterministic, a function of the row alone (not its position), and a sample of a sample is itself
+    assert np.array_equal(keep, sample_mask(keys, 0.3, seed=42))
+    order = np.random.default_rng(1).permutation(len(keys))
+    assert np.array_equal(sample_mask(keys.iloc[order], 0.3, seed=42), keep[order])
+    assert sample_mask(keys[keep], 0.3, seed=42).all()
+    # nested: a lower rate keeps a subset; another seed another sample
+    assert not (sample_mask(keys, 0.1, seed=42) & ~keep).any()
+    other = sample_mask(keys, 0.3, seed=7)
+    assert (other != keep).mean() > 0.3
+    assert sample_mask(keys, 1.0, seed=42).all()
+
+
+def test_out_of_time_split_samples_training_non_churners_and_keeps_validation_and_test_whole():
+    ts = make_training_set(n_customers=2000, snapshots=5, seed=3)
+    frame = ts.frame
+    full = out_of_time_split(frame, ModelConfig())
+    budget = 4000
+    cfg = ModelConfig(max_training_rows=budget)
+    split = out_of_time_split(frame, cfg)
+    dev = pd.concat([full.train, full.valid])
+    expected_rate = sampling_rate(len(dev), int(dev["label"].sum()), budget)
+    assert split.sampling_rate == pytest.approx(expected_rate) and expected_rate < 1
+    # train: every churner, non-churners at the rate; validation and test untouched
+    assert split.train["label"].sum() == full.train["label"].sum()
+    assert len(split.train) < 0.6 * len(full.train)
+    pd.testing.assert_frame_equal(split.valid, full.valid)
+    pd.testing.assert_frame_equal(split.test, full.test)
+    # the refit rows: the training sample and the validation rows the same rule keeps (about the budget)
+    refit = split.development.iloc[split.refit_rows]
+    assert refit["label"].sum() == dev["label"].sum()
+    assert abs(len(refit) - budget) < 0.1 * budget
+    assert split.sizes()["development"] == len(refit) and full.sizes()["development"] == len(dev)
+    assert split.folds[0][1].tolist() == list(range(len(split.train), len(split.development)))
+    # the rows a reader pre-sampled with the whole set's rate split the same way
+    presampled = frame.loc[
+        ~frame["snapshot_date"].isin(full.train["snapshot_date"].unique())
+        | sample_mask(frame, split.sampling_rate, cfg.seed)
+    ]
+    again = out_of_time_split(presampled, cfg, split.sampling_rate)
+    pd.testing.assert_frame_equal(again.development, split.development)
+    assert np.array_equal(again.refit_rows, split.refit_rows)

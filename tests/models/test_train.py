@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from models import evaluate
+from models.candidates import Context, LightGBMCandidate, Schema
 from models.split import out_of_time_split
-from models.train import lightgbm_array, lightgbm_matrix, train_candidates
+from models.train import lightgbm_array, lightgbm_matrix, train_candidates, training_categories
 from pipeline.config import LightGBMConfig, ModelConfig, TuningConfig
 from pipeline.errors import DataValidationError
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
@@ -83,3 +84,55 @@ def test_thread_count_is_configured_or_one_for_small_data():
     assert compute_threads(1_000) == 1
     assert compute_threads(1_000, configured=3) == 3
     assert compute_threads(10_000_000) >= 1
+
+
+# ------------------------------------------------------------------- float32 matrices and sampled training
+def test_float32_matrix_is_the_float64_one_within_float32_precision(split):
+    cats = training_categories(split.development, CATEGORICAL)
+    x64 = lightgbm_array(split.development, FEATURES, cats)
+    x32 = lightgbm_array(split.development, FEATURES, cats, dtype=np.float32)
+    assert x32.dtype == np.float32 and x32.shape == x64.shape and x32.flags["F_CONTIGUOUS"]
+    assert np.array_equal(np.isnan(x32), np.isnan(x64))
+    assert np.array_equal(x32, x64.astype(np.float32), equal_nan=True)
+    np.testing.assert_allclose(x32, x64, rtol=2**-24, equal_nan=True)
+
+
+def test_lightgbm_on_the_float32_matrix_is_the_float64_model_where_values_are_float32(split):
+    cats = training_categories(split.development, CATEGORICAL)
+    x64 = lightgbm_array(split.development, FEATURES, cats)
+    x64[:, FEATURES.index("tenure_days")] += 0.25  # representable fractions: the data is not all integers
+    x32 = x64.astype(np.float32)
+    assert np.array_equal(x32.astype(np.float64), x64, equal_nan=True)  # every value is a float32
+    y = split.development["label"].to_numpy(dtype=np.float64)
+    schema = Schema(FEATURES, {FEATURES.index(c): len(cats[c]) for c in CATEGORICAL})
+    cand = LightGBMCandidate(Context(schema, _cfg()))
+    settings = {**cand.default_settings(x64, y, split.folds), "n_estimators": 40}
+    a, b = cand.fit(x64, y, settings), cand.fit(x32, y, settings)
+    assert a.model.model_to_string() == b.model.model_to_string()
+    assert np.array_equal(a.log_odds(x64), b.log_odds(x32))
+
+
+def test_sampled_training_is_calibrated_back_to_the_unsampled_churn_rate():
+    ts = make_training_set(n_customers=6000, snapshots=5, seed=11)
+    cfg = _cfg(candidates=("lightgbm", "logistic"), lightgbm=LightGBMConfig(n_estimators=60))
+    full = out_of_time_split(ts.frame, cfg)
+    sampled = out_of_time_split(ts.frame, cfg.model_copy(update={"max_training_rows": 6000}))
+    assert sampled.sampling_rate < 0.5
+    y = full.test["label"].to_numpy()
+    for name in ("lightgbm", "logistic"):
+        trained = train_candidates(
+            sampled, FEATURES, CATEGORICAL, cfg.model_copy(update={"candidates": (name,)})
+        )
+        raw = trained.fitted(name).predict_raw(lightgbm_array(full.test, FEATURES, trained.categories))
+        p = trained.predict(name, full.test)
+        # fitted on a sample rich in churners, the raw probabilities are far too high; calibration on the
+        # whole validation snapshot brings them back to the churn rate
+        assert raw.mean() > 1.5 * y.mean()
+        assert abs(p.mean() - y.mean()) < 0.15 * y.mean()
+        assert evaluate.expected_calibration_error(y, p) < 0.02
+        unsampled = train_candidates(
+            full, FEATURES, CATEGORICAL, cfg.model_copy(update={"candidates": (name,)})
+        )
+        q = unsampled.predict(name, full.test)
+        assert abs(p.mean() - q.mean()) < 0.15 * y.mean()
+        assert evaluate.roc_auc(y, p) > evaluate.roc_auc(y, q) - 0.03

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import ibis
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -364,3 +366,63 @@ def test_frequency_family_follows_the_label_kind_unless_set(data_dir: Path, tmp_
     assert {"visit_gap_mean_days", "btyd_p_alive"} <= set(non_contractual.columns)
     forced = FeatureConfig(important_event_types=("login",), frequency=True)
     assert "btyd_p_alive" in compute_features(_config(data_dir, tmp_path, features=forced)).columns
+
+
+def _concatenated(frames: list[pd.DataFrame], categorical: list[str]) -> pd.DataFrame:
+    """The training set as it was built before it was written one snapshot at a time: all in one concat."""
+    frame = pd.concat(frames, ignore_index=True)
+    frame = ts_module._as_categories(frame, categorical)
+    frame["snapshot_date"] = frame["snapshot_date"].astype("datetime64[ns]")
+    frame["label"] = frame["label"].astype("int8")
+    return frame
+
+
+def test_training_set_written_per_snapshot_equals_the_concatenation(built) -> None:
+    cfg, ts = built
+    source = open_source(cfg.data.source)
+    dates = snapshot_dates(source.data_end_date, cfg.label, cfg.snapshots)
+    frames = [ts_module._snapshot_frame(source, cfg, d) for d in dates]
+    expected = _concatenated(frames, ts.categorical_features)
+    loaded = load_or_build_training_set(cfg, progress=False)  # read back from the file
+    pd.testing.assert_frame_equal(loaded.frame, expected)
+    file = pq.ParquetFile(ts.path / "training_set.parquet")
+    assert file.num_row_groups == len(dates)  # one row group per snapshot
+    # a filtered read keeps exactly the rows the filter keeps, in order, with the same dtypes
+    odd = loaded.read(lambda part: part["customer_id"].to_numpy() % 2 == 1)
+    pd.testing.assert_frame_equal(odd, expected[expected["customer_id"] % 2 == 1].reset_index(drop=True))
+
+
+@pytest.mark.filterwarnings("ignore:The behavior of DataFrame concatenation:FutureWarning")  # the reference
+def test_snapshots_with_different_dtypes_and_categories_stack_like_a_concat(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integer column missing values in one snapshot only, categories seen in one snapshot only, string ids:
+    the file holds what pandas' concat of the snapshots gave."""
+    cfg = _config(data_dir, tmp_path)
+    made: list[pd.DataFrame] = []
+
+    def snapshot(source, cfg, as_of):
+        i = len(made)
+        n = 4 + i
+        frame = pd.DataFrame(
+            {
+                "customer_id": pd.Categorical([f"c{i}{k}" for k in range(n)]),
+                "snapshot_date": pd.Timestamp(as_of),
+                "count": np.arange(n, dtype=np.int64) if i != 1 else np.where(np.arange(n) == 2, np.nan, 0.5),
+                "plan": pd.Categorical([["basic", "pro"][k % 2] if i else "zeta" for k in range(n)]),
+                "loyalty_member": pd.Categorical([None] * n if i == 2 else ["yes"] * n),
+                "label": np.arange(n, dtype=np.int64) % 2,
+            }
+        )
+        made.append(frame.copy())
+        return frame
+
+    monkeypatch.setattr(ts_module, "_snapshot_frame", snapshot)
+    ts = load_or_build_training_set(cfg, progress=False)
+    expected = _concatenated(made, ["plan", "loyalty_member"])
+    assert expected["count"].dtype == np.float64 and expected["customer_id"].dtype == object
+    pd.testing.assert_frame_equal(ts.frame, expected)
+    assert ts.manifest["rows"] == len(expected) == 4 + 5 + 6
+    assert [s["churn_rate"] for s in ts.manifest["snapshots"]] == [
+        pytest.approx(f["label"].mean()) for f in made
+    ]
