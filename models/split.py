@@ -48,6 +48,9 @@ class Split:
     # (1 = all), and the positions in `development` of the rows the final model is refitted on (None = all)
     sampling_rate: float = 1.0
     refit_rows: np.ndarray | None = None
+    # positions in `development` of every validation-snapshot row, when the fold validates on only some of
+    # its customers: calibration and the list size use them all (None: the fold's validation rows)
+    calibration_rows: np.ndarray | None = None
 
     def sizes(self) -> dict[str, int]:
         """Rows per part."""
@@ -145,13 +148,28 @@ def out_of_time_split(frame: pd.DataFrame, cfg: ModelConfig, rate: float | None 
             f"; non-churners of train and validation fitted at rate {rate:.4f} (all churners kept; "
             f"model.max_training_rows {cfg.max_training_rows:,}), validation scored whole"
         )
-    # one copy: development = train then validation rows; train and valid are slices of it
+    # one copy: development = train then validation rows; the fold's train and valid rows index into it
     development = frame.take(np.concatenate([train_pos, valid_pos]))
     n_train = len(train_pos)
+    fold_train, fold_valid = np.arange(n_train), np.arange(n_train, len(development))
+    calibration_rows = None
+    if cfg.valid_customers_pct > 0:
+        calibration_rows = fold_valid
+        # Validation customers are kept out of the training snapshots: the same customers seen at earlier
+        # dates let early stopping reward memorising them (their static attributes act as an identity), which
+        # chose 226-366 trees where 25-37 generalised better, to new customers and known ones alike (simulated
+        # companies, held-out customers scored a month later: ROC-AUC 0.782 -> 0.807, noisy 0.714 -> 0.753).
+        held_out = customer_hash_bucket(development["customer_id"]) < cfg.valid_customers_pct
+        fold_train = fold_train[~held_out[:n_train]]
+        fold_valid = fold_valid[held_out[n_train:]]
+        strategy += (
+            f"; validation on the {cfg.valid_customers_pct:g}% of customers (by a hash of customer_id) whose "
+            f"training snapshots are left out of the fit it validates"
+        )
     strategy += "; the chosen model is refitted on train + validation"
     return Split(
-        train=development.iloc[:n_train],
-        valid=development.iloc[n_train:],
+        train=development.iloc[fold_train],
+        valid=development.iloc[fold_valid],
         test=frame.take(test_pos),
         strategy=strategy,
         kind="out_of_time",
@@ -159,9 +177,10 @@ def out_of_time_split(frame: pd.DataFrame, cfg: ModelConfig, rate: float | None 
         valid_snapshots=list(valid_dates),
         test_snapshots=list(test_dates),
         development=development,
-        folds=[(np.arange(n_train), np.arange(n_train, len(development)))],
+        folds=[(fold_train, fold_valid)],
         sampling_rate=float(rate),
         refit_rows=refit_rows,
+        calibration_rows=calibration_rows,
     )
 
 

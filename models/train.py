@@ -109,6 +109,9 @@ class Trained:
     categories: dict[str, list[str]]
     calibrators: dict[str, Calibrator]
     development_rows: int
+    # the rows the calibrators were fitted on: labels, and each candidate's raw log-odds there
+    calibration_labels: np.ndarray | None = None
+    calibration_scores: dict[str, np.ndarray] | None = None
     seconds: float = 0.0
 
     @property
@@ -178,10 +181,19 @@ def train_candidates(
     # Calibration maps the validation predictions of the fits made before the refit: those are honest
     # (out-of-fold, or out-of-time on the validation snapshots), while the refitted model's own predictions
     # on these rows would be in-sample and over-confident. Out of time this is the same choice as blocked
-    # CV by snapshot at a fraction of its cost.
+    # CV by snapshot at a fraction of its cost. When the fold validated on some customers only, every
+    # validation-snapshot row is scored by the fold's fit: the known customers at a later date are what the
+    # registered model mostly scores, and more rows make a steadier calibration.
+    if split.calibration_rows is None:
+        calibration_rows = rows
+        scores = {name: dev_.oof[rows] for name, dev_ in sel.developed.items()}
+    else:
+        calibration_rows = split.calibration_rows
+        scores = {
+            name: dev_.fold_fits[0].log_odds(x[calibration_rows]) for name, dev_ in sel.developed.items()
+        }
     calibrators = {
-        name: fit_calibrator(sigmoid(dev_.oof[rows]), y[rows], cfg.calibration)
-        for name, dev_ in sel.developed.items()
+        name: fit_calibrator(sigmoid(z), y[calibration_rows], cfg.calibration) for name, z in scores.items()
     }
     del x
     return Trained(
@@ -190,6 +202,8 @@ def train_candidates(
         categories=categories,
         calibrators=calibrators,
         development_rows=len(y) if split.refit_rows is None else len(split.refit_rows),
+        calibration_labels=y[calibration_rows],
+        calibration_scores=scores,
         seconds=time.perf_counter() - start,
     )
 

@@ -226,6 +226,15 @@ class ModelConfig(_Section):
         description="Snapshots left out between training and validation, so training labels (which look "
         "horizon_days ahead) end before the held-out dates; 0 = none.",
     )
+    valid_customers_pct: float = Field(
+        25.0,
+        ge=0,
+        lt=100,
+        description="Out-of-time splits: this share of customers (by a hash of customer_id) is left out of the "
+        "training snapshots and validates on the validation snapshots, so early stopping and selection judge "
+        "customers the fit has not seen; calibration and the list size use every validation row; the refit "
+        "uses everyone. 0 = every customer.",
+    )
     cv_folds: int = Field(
         5,
         ge=2,

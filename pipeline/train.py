@@ -377,11 +377,8 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
             scores[ORACLE] = oracle
         # The list size is chosen on the validation (out-of-fold) predictions of the chosen candidate, per
         # customer; the test rows only report what that share earns.
-        valid_rows = sel.valid_rows
         valid_choice = evaluate.profit_curve(
-            split.development["label"].to_numpy()[valid_rows],
-            sel.developed[chosen].oof[valid_rows],
-            cfg.evaluation,
+            trained.calibration_labels, trained.calibration_scores[chosen], cfg.evaluation
         )
         ev = evaluate_scores(
             labels,

@@ -130,16 +130,16 @@ def test_logistic_contributions_follow_the_linear_signal(developed):
 def test_out_of_time_refit_uses_train_and_validation_rows_and_scales_the_rounds(developed):
     trained, split = developed
     sel = trained.selection
-    assert trained.development_rows == len(split.train) + len(split.valid)
+    assert trained.development_rows == len(split.development)  # every train and validation row
     lgbm = sel.final["lightgbm"]
     best = sel.developed["lightgbm"].fold_fits[0].best_iteration
-    ratio = (len(split.train) + len(split.valid)) / len(split.train)
+    ratio = len(split.development) / len(split.train)
     assert lgbm.booster.num_trees() == max(1, round(best * ratio))
     # without bagging, the first tree's root counts exactly the rows it was fitted on
     cfg = ModelConfig(candidates=("lightgbm",), tuning=NO_TUNING, lightgbm=LightGBMConfig(subsample=1.0))
     refit = train_candidates(split, FEATURES, CATEGORICAL, cfg).fitted()
     root = refit.booster.dump_model()["tree_info"][0]["tree_structure"]
-    assert root["internal_count"] == len(split.train) + len(split.valid)
+    assert root["internal_count"] == len(split.development)
 
 
 def test_single_snapshot_refit_uses_every_non_test_row_after_grouped_cv():
@@ -241,12 +241,14 @@ def test_calibration_fitted_on_validation_keeps_the_order_of_the_raw_score(devel
     p = trained.predict(name, split.test)
     assert np.array_equal(np.argsort(p, kind="stable"), np.argsort(raw, kind="stable"))
     assert len(np.unique(p)) == len(np.unique(raw))  # strictly: no two raw scores merged into one step
-    # fitted on the validation predictions of the fit before the refit
+    # fitted on the fit-before-the-refit's predictions of every validation-snapshot row (the customers held
+    # out of that fit and the known ones): its validation predictions on the held-out customers among them
     dev = trained.selection.developed[name]
-    rows = trained.selection.valid_rows
-    y = split.development["label"].to_numpy()[rows]
-    calibrated = trained.calibrators[name].transform(sigmoid(dev.oof[rows]))
-    assert abs(calibrated.mean() - y.mean()) < 0.01
+    assert len(trained.calibration_labels) == len(split.calibration_rows) > len(trained.selection.valid_rows)
+    held = np.isin(split.calibration_rows, trained.selection.valid_rows)
+    assert np.allclose(trained.calibration_scores[name][held], dev.oof[trained.selection.valid_rows])
+    calibrated = trained.calibrators[name].transform(sigmoid(trained.calibration_scores[name]))
+    assert abs(calibrated.mean() - trained.calibration_labels.mean()) < 0.01
 
 
 def test_large_sets_refit_only_the_chosen_candidate(monkeypatch):

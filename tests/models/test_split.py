@@ -28,7 +28,10 @@ def test_out_of_time_split_never_trains_on_a_later_snapshot(test_n, valid_n, gap
     # shuffled rows: the split must rely on dates, not on row order
     frame = ts.frame.sample(frac=1.0, random_state=1)
     split = out_of_time_split(
-        frame, ModelConfig(test_snapshots=test_n, valid_snapshots=valid_n, gap_snapshots=gap_n)
+        frame,
+        ModelConfig(
+            test_snapshots=test_n, valid_snapshots=valid_n, gap_snapshots=gap_n, valid_customers_pct=0
+        ),
     )
 
     all_dates = snapshot_dates(frame)
@@ -69,12 +72,31 @@ def test_single_snapshot_holds_out_test_customers_and_cross_validates_the_rest_a
 
 def test_out_of_time_development_is_train_then_validation_with_one_fold():
     ts = make_training_set(n_customers=40, snapshots=5, seed=2)
-    split = out_of_time_split(ts.frame, ModelConfig(valid_snapshots=2))
+    split = out_of_time_split(ts.frame, ModelConfig(valid_snapshots=2, valid_customers_pct=0))
     assert len(split.development) == len(split.train) + len(split.valid)
     ((tr, va),) = split.folds
     assert split.development.iloc[tr].index.equals(split.train.index)
     assert split.development.iloc[va].index.equals(split.valid.index)
     assert "refitted on train + validation" in split.strategy
+
+
+def test_out_of_time_validation_customers_are_left_out_of_the_fit_they_validate():
+    ts = make_training_set(n_customers=400, snapshots=5, seed=2)
+    cfg = ModelConfig(valid_snapshots=1, valid_customers_pct=25)
+    split = out_of_time_split(ts.frame, cfg)
+    everyone = out_of_time_split(ts.frame, cfg.model_copy(update={"valid_customers_pct": 0}))
+    # the refit still learns every train and validation row
+    pd.testing.assert_frame_equal(split.development, everyone.development)
+    ((tr, va),) = split.folds
+    fit_ids = set(split.development["customer_id"].iloc[tr])
+    valid_ids = set(split.development["customer_id"].iloc[va])
+    assert not fit_ids & valid_ids  # no validation customer was fitted at an earlier date
+    assert _dates(split.development.iloc[va]) == _dates(everyone.valid)  # still out of time
+    assert 0.15 < len(valid_ids) / 400 < 0.35 and len(fit_ids) > 0.6 * 400
+    # the same customers whatever the row order, named in the strategy
+    again = out_of_time_split(ts.frame.sample(frac=1.0, random_state=5), cfg)
+    assert set(again.valid["customer_id"]) == valid_ids
+    assert "25% of customers" in split.strategy
 
 
 def test_customer_hash_bucket_is_stable_for_the_same_id():
@@ -144,9 +166,9 @@ def test_sampling_keeps_every_churner_samples_non_churners_at_the_rate_and_is_de
 def test_out_of_time_split_samples_training_non_churners_and_keeps_validation_and_test_whole():
     ts = make_training_set(n_customers=2000, snapshots=5, seed=3)
     frame = ts.frame
-    full = out_of_time_split(frame, ModelConfig())
+    full = out_of_time_split(frame, ModelConfig(valid_customers_pct=0))
     budget = 4000
-    cfg = ModelConfig(max_training_rows=budget)
+    cfg = ModelConfig(max_training_rows=budget, valid_customers_pct=0)
     split = out_of_time_split(frame, cfg)
     dev = pd.concat([full.train, full.valid])
     expected_rate = sampling_rate(len(dev), int(dev["label"].sum()), budget)

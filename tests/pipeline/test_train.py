@@ -128,6 +128,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     assert model.metadata["optimal_list_pct"] == result.optimal_list_pct
     # the list share is chosen per customer on the validation snapshots, and the test only reports its profit
     valid_dates = set(pd.to_datetime(model.metadata["valid_snapshots"]))
+    # every validation-snapshot row (not only the customers held out of the fit): what the model will score
     n_valid = int(pd.to_datetime(synthetic.frame["snapshot_date"]).isin(valid_dates).sum())
     contacted = result.optimal_list_pct * n_valid / 100
     assert contacted == pytest.approx(round(contacted)) and 1 <= round(contacted) <= n_valid
