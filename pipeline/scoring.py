@@ -325,8 +325,8 @@ def list_size_pct(cfg: ScoringConfig, metadata: dict, fallback_pct: float) -> tu
     if pct is None or not 0 < float(pct) <= 100:
         log.warning("model metadata has no usable optimal_list_pct (%r); using evaluation.list_size_pct", pct)
         return float(fallback_pct), "evaluation.list_size_pct (the model has no profit-optimal k)"
-    chosen_on = metadata.get("optimal_list_origin") or "the model's evaluation"
-    return float(pct), f"profit-optimal share, {chosen_on} (scoring.list_size: profit)"
+    chosen_on = metadata.get("optimal_list_origin") or "profit-optimal k of the model's evaluation"
+    return float(pct), f"{chosen_on} (scoring.list_size: profit)"
 
 
 def risk_tiers(rank: np.ndarray, list_size: int, tiers: tuple[TierConfig, ...]) -> np.ndarray:

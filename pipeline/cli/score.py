@@ -92,7 +92,7 @@ def _print_scoring(result, top: int) -> None:
     console.print(
         f"Scored [bold]{counts['active_scored']:,}[/] active customers with {result.model_name} "
         f"v{result.model_version}; at-risk list [bold]{counts['at_risk']:,}[/] "
-        f"(top {size['pct']:g}%, {size['origin']}); tiers {tiers}; "
+        f"(top {size['pct']:.3g}%, {size['origin']}); tiers {tiers}; "
         f"expected value at risk {m['value']['total_expected_value_at_risk']:,.0f}"
     )
     staleness = m["checks"]["staleness"]
