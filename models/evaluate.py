@@ -148,13 +148,15 @@ def ratios(model: dict[str, float], reference: dict[str, float]) -> dict[str, fl
     return out
 
 
-def better(metric: str, candidate: float, incumbent: float) -> bool:
-    """True when `candidate` is strictly better than `incumbent` on `metric`."""
+def better(metric: str, candidate: float, incumbent: float, margin: float = 0.0) -> bool:
+    """True when `candidate` is strictly better than `incumbent` on `metric`, by more than `margin` (a share of
+    the incumbent's value) when one is given."""
     if not np.isfinite(candidate):
         return False
     if not np.isfinite(incumbent):
         return True
-    return candidate < incumbent if metric in LOWER_IS_BETTER else candidate > incumbent
+    slack = margin * abs(incumbent)
+    return candidate < incumbent - slack if metric in LOWER_IS_BETTER else candidate > incumbent + slack
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,13 @@ class ModelConfig(_Section):
         description="Candidate models (models/candidates.py: lightgbm, logistic, blend); the best on validation "
         "by promotion_metric is registered (ties: the first listed).",
     )
+    selection_margin: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="A candidate listed later is chosen only when it beats the earlier ones on validation by "
+        "more than this share of their promotion_metric (near-ties go to the simpler, cheaper model).",
+    )
     test_snapshots: int = Field(1, ge=1, description="Latest snapshots held out as the test set.")
     valid_snapshots: int = Field(
         1, ge=1, description="Snapshots before the test ones, for selection, early stopping and calibration."

@@ -60,6 +60,27 @@ def test_selection_picks_the_candidate_that_fits_the_signal(signal, winner):
     )
 
 
+def test_a_later_candidate_must_win_by_more_than_the_selection_margin():
+    frame = _frame(3000, seed=1, signal="linear")  # logistic (listed second) wins on validation, see above
+    features = [f"x{i}" for i in range(6)]
+    cfg = _cfg(promotion_metric="log_loss")
+    gap = None
+    for margin, expected in ((0.0, "logistic"), (0.5, "lightgbm")):
+        sel = train_candidates(
+            out_of_time_split(frame, cfg), features, [], cfg.model_copy(update={"selection_margin": margin})
+        ).selection
+        lgbm, logit = sel.valid_metrics["lightgbm"]["log_loss"], sel.valid_metrics["logistic"]["log_loss"]
+        gap = (lgbm - logit) / lgbm
+        assert sel.chosen == expected, sel.reason
+    assert 0 < gap < 0.5  # the win is real but smaller than the 50% margin
+    assert "within model.selection_margin 50% of lightgbm" in sel.reason
+    # the rule itself, both directions
+    assert evaluate.better("pr_auc", 0.202, 0.2) and not evaluate.better("pr_auc", 0.202, 0.2, margin=0.01)
+    assert evaluate.better("log_loss", 0.197, 0.2, margin=0.01) and not evaluate.better(
+        "log_loss", 0.199, 0.2, 0.01
+    )
+
+
 def test_ties_go_to_the_first_listed_candidate():
     frame = _frame(1200, seed=2, signal="linear")
     cfg = _cfg(candidates=("logistic", "lightgbm", "blend"))
