@@ -140,7 +140,7 @@ def main() -> None:
     table.add_row("end-to-end seconds", f"{figures['seconds']:.1f}", f"< {TARGET_SECONDS:g}")
     table.add_row("peak memory (GB, RSS)", f"{figures['peak_rss_gb']:.2f}", f"< {TARGET_PEAK_GB:g}")
     table.add_row("customers / second", f"{figures['customers_per_second']:,.0f}", "")
-    table.add_row("at-risk list", f"{figures['at_risk']:,} (top {figures['list_size_pct']:g}%)", "")
+    table.add_row("at-risk list", f"{figures['at_risk']:,} (top {figures['list_size_pct']:.3g}%)", "")
     table.add_row("drift check", figures["drift_status"], "")
     for step, secs in figures["steps_seconds"].items():
         table.add_row(f"  {step}", f"{secs:.2f} s", "")
