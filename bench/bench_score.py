@@ -9,18 +9,15 @@ predict, contributions + reasons for the at-risk list, output checks, atomic wri
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
-import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, ensure_company
+from bench.common import OUT, ensure_company, proc_status_kb, write_figures
 from pipeline.config import Config, LabelConfig, SnapshotConfig
 
 SCORED_CUSTOMERS = 1_820_000  # -> about 1.0M active at the data end
@@ -59,17 +56,6 @@ def _train(console: Console) -> Config:
     return cfg
 
 
-def _peak_rss_kb() -> int:
-    """This process's own peak RSS. Linux carries ru_maxrss across exec, so a child spawned by a parent that
-    once held 10 GB (the pandas baseline of bench features) would report the parent's peak; VmHWM belongs to
-    the address space, which exec replaces."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _score_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed scoring run and this process's peak RSS."""
     from pipeline.scoring import run_scoring
@@ -78,7 +64,7 @@ def _score_child(cfg_json: str, queue: mp.Queue) -> None:
     started = time.perf_counter()
     result = run_scoring(cfg)
     seconds = time.perf_counter() - started
-    peak_kb = _peak_rss_kb()
+    peak_kb = proc_status_kb("self", "VmHWM") or 0
     queue.put(
         {
             "seconds": seconds,
@@ -121,15 +107,9 @@ def main() -> None:
             "company": str(data.parent),
             "customers_in_company": SCORED_CUSTOMERS,
             "customers_per_second": figures["active_scored"] / figures["seconds"],
-            "target_seconds": TARGET_SECONDS,
-            "target_peak_rss_gb": TARGET_PEAK_GB,
-            "within_targets": figures["seconds"] < TARGET_SECONDS and figures["peak_rss_gb"] < TARGET_PEAK_GB,
-            "cpus": mp.cpu_count(),
-            "python": sys.version.split()[0],
         }
     )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "score.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    write_figures("score", figures, TARGET_SECONDS, TARGET_PEAK_GB)
 
     table = Table(
         title=f"bench score: {figures['active_scored']:,} active customers as of {figures['as_of']}"

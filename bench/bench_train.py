@@ -8,17 +8,15 @@ child's resident memory and stops it above `KILL_RSS_GB` (the machine is shared)
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, ensure_company
+from bench.common import OUT, ensure_company, proc_status_kb, write_figures
 from pipeline.config import Config, LabelConfig, SnapshotConfig
 
 CUSTOMERS = 1_000_000
@@ -42,17 +40,6 @@ def _config(data: Path) -> Config:
     )
 
 
-def _status_kb(pid: int | str, key: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(f"{key}:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _train_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed training run and this process's peak RSS."""
     from pipeline.train import run_training
@@ -65,7 +52,7 @@ def _train_child(cfg_json: str, queue: mp.Queue) -> None:
     queue.put(
         {
             "seconds": seconds,
-            "peak_rss_gb": (_status_kb("self", "VmHWM") or 0) / 1024**2,
+            "peak_rss_gb": (proc_status_kb("self", "VmHWM") or 0) / 1024**2,
             "split_rows": result.split_sizes,
             "strategy": result.strategy,
             "features": len(result.features),
@@ -95,7 +82,7 @@ def main() -> None:
     watched_peak_kb = 0
     figures = None
     while figures is None:
-        rss = _status_kb(proc.pid, "VmRSS")
+        rss = proc_status_kb(proc.pid, "VmRSS")
         watched_peak_kb = max(watched_peak_kb, rss or 0)
         if rss is not None and rss > KILL_RSS_GB * 1024**2:
             proc.kill()
@@ -114,15 +101,9 @@ def main() -> None:
             "company": str(data.parent),
             "customers_in_company": CUSTOMERS,
             "rows_in_training_set": sizes["train"] + sizes["valid"] + sizes["test"],
-            "target_seconds": TARGET_SECONDS,
-            "target_peak_rss_gb": TARGET_PEAK_GB,
-            "within_targets": figures["seconds"] < TARGET_SECONDS and figures["peak_rss_gb"] < TARGET_PEAK_GB,
-            "cpus": mp.cpu_count(),
-            "python": sys.version.split()[0],
         }
     )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    write_figures("train", figures, TARGET_SECONDS, TARGET_PEAK_GB)
 
     table = Table(title=f"bench train: {CUSTOMERS:,} customers, {figures['features']} features")
     table.add_column("measure")

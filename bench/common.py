@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing as mp
+import sys
 from pathlib import Path
 
 from pipeline.config import SimulationConfig
@@ -34,3 +37,33 @@ def ensure_company(customers: int = 1_000_000, months: int = 24, seed: int = 7) 
     if not ((data / "customers.parquet").is_file() and (truth / "truth.json").is_file()):
         simulate_into(root, customers, months, seed)
     return data, truth
+
+
+def proc_status_kb(pid: int | str, key: str) -> int | None:
+    """A `/proc/<pid>/status` figure in kB (`VmHWM`: peak RSS, `VmRSS`: RSS now), or None when unreadable.
+
+    A child's own peak is VmHWM, not `ru_maxrss`: Linux carries ru_maxrss across exec, so a child spawned by a
+    parent that once held 10 GB (the pandas baseline of bench features) would report the parent's peak."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def write_figures(name: str, figures: dict, target_seconds: float, target_peak_gb: float) -> None:
+    """Add the targets, the verdict and the machine to `figures` and write `bench/out/<name>.json`."""
+    figures.update(
+        {
+            "target_seconds": target_seconds,
+            "target_peak_rss_gb": target_peak_gb,
+            "within_targets": figures["seconds"] < target_seconds and figures["peak_rss_gb"] < target_peak_gb,
+            "cpus": mp.cpu_count(),
+            "python": sys.version.split()[0],
+        }
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
