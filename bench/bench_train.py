@@ -8,6 +8,7 @@ child's resident memory and stops it above `KILL_RSS_GB` (the machine is shared)
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import shutil
 import time
@@ -43,6 +44,7 @@ def _config(data: Path) -> Config:
 def _train_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed training run and this process's peak RSS."""
     from pipeline.train import run_training
+    from pipeline.training_set import MANIFEST_FILE, training_set_dir
 
     cfg = Config.model_validate_json(cfg_json)
     started = time.perf_counter()
@@ -54,6 +56,9 @@ def _train_child(cfg_json: str, queue: mp.Queue) -> None:
             "seconds": seconds,
             "peak_rss_gb": (proc_status_kb("self", "VmHWM") or 0) / 1024**2,
             "split_rows": result.split_sizes,
+            "rows_in_training_set": json.loads(
+                (training_set_dir(cfg, result.training_set_fingerprint) / MANIFEST_FILE).read_text()
+            )["rows"],
             "strategy": result.strategy,
             "features": len(result.features),
             "chosen": result.chosen,
@@ -100,7 +105,6 @@ def main() -> None:
         {
             "company": str(data.parent),
             "customers_in_company": CUSTOMERS,
-            "rows_in_training_set": sizes["train"] + sizes["valid"] + sizes["test"],
         }
     )
     write_figures("train", figures, TARGET_SECONDS, TARGET_PEAK_GB)
