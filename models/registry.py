@@ -206,7 +206,30 @@ def promotion_gate(
         champion = None
     if champion is not None and champion_version == version:
         champion = champion_version = None
-    if champion is not None:
+    in_sample = champion is not None and _learnt(champion, test_frame)
+    if in_sample:
+        # Its final fit learnt these rows (model.final_fit: all): re-scoring it here would be in-sample. Its own
+        # held-out figure on the same snapshots is the fair comparison; without one it keeps the alias.
+        recorded = (champion.metadata.get("metrics") or {}).get(metric)
+        same_dates = sorted(champion.metadata.get("test_snapshots") or []) == _snapshot_days(test_frame)
+        if recorded is not None and same_dates:
+            champion_value = float(recorded)
+            promoted, reason = decide(metric, new_value, champion_value, champion_version)
+            reason += (
+                f" (v{champion_version} learnt these snapshots in its final fit: compared with its own held-out "
+                f"test {metric})"
+            )
+        else:
+            promoted, reason = (
+                False,
+                (
+                    f"the champion v{champion_version} learnt the test snapshots "
+                    f"({', '.join(_snapshot_days(test_frame))}) in its final fit and has no held-out {metric} on "
+                    f"them, so the two cannot be compared fairly; v{version} stays a challenger (train again once "
+                    f"newer labelled data exists, or set model.final_fit: development)"
+                ),
+            )
+    elif champion is not None:
         try:
             p = champion.predict(None, test_frame)
         except DataValidationError as e:
@@ -245,6 +268,20 @@ def promotion_gate(
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.version, key, value)
     return decision
+
+
+def _snapshot_days(frame: pd.DataFrame) -> list[str]:
+    if "snapshot_date" not in frame.columns or frame.empty:
+        return []
+    return sorted({str(d) for d in pd.to_datetime(frame["snapshot_date"]).dt.date})
+
+
+def _learnt(model: ChurnModel, test_frame: pd.DataFrame) -> bool:
+    """Whether `model`'s final fit learnt rows of `test_frame`'s snapshots (its test rows included, and they
+    overlap); a single-snapshot model shares its date with every part, so the fit kind decides."""
+    if (model.metadata.get("final_fit") or {}).get("kind") != "all":
+        return False
+    return bool(set(model.metadata.get("train_snapshots") or []) & set(_snapshot_days(test_frame)))
 
 
 def _not_found(e: MlflowException) -> bool:

@@ -181,6 +181,24 @@ def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir
     )
 
 
+def test_a_champion_that_learnt_the_test_snapshot_is_judged_by_its_held_out_figure(
+    workdir, synthetic, use_set
+):
+    use_set(synthetic)
+    cfg = Config(workdir=workdir, model=FAST)  # final_fit: all
+    first = stage.run_training(cfg)
+    held_out = first.evaluation.metrics[first.chosen]["pr_auc"]
+    champion, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
+    test = synthetic.frame[synthetic.frame["snapshot_date"] == synthetic.frame["snapshot_date"].max()]
+    in_sample = evaluate.pr_auc(test["label"], champion.predict(None, test))
+    assert in_sample > held_out + 0.01  # re-scoring it there would be in-sample, and flattering
+
+    second = stage.run_training(cfg)  # the same data and seed: the same held-out figure, not better
+    assert second.decision.champion_value == pytest.approx(held_out)
+    assert "compared with its own held-out test pr_auc" in second.decision.reason
+    assert not second.decision.promoted  # equal is not better
+
+
 def test_the_registered_model_learns_every_labelled_row_with_the_settings_chosen_without_the_test(
     workdir, synthetic, use_set
 ):
