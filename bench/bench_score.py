@@ -12,13 +12,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import shutil
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, ensure_company, proc_status_kb, write_figures
-from pipeline.config import Config, LabelConfig, SnapshotConfig
+from bench.common import OUT, benchmark_config, ensure_company, proc_status_kb, write_figures
+from pipeline.config import Config
 
 SCORED_CUSTOMERS = 1_820_000  # -> about 1.0M active at the data end
 TRAIN_CUSTOMERS = 50_000
@@ -28,24 +27,11 @@ TARGET_PEAK_GB = 4.0
 WORKDIR = OUT / "score-work"
 
 
-def _config(data: Path, truth: Path | None) -> Config:
-    return Config(
-        workdir=WORKDIR,
-        data={"source": data, "oracle": truth},
-        label=LabelConfig(kind="cancellation", horizon_days=30),
-        snapshots=SnapshotConfig(count=6, spacing_days=14),
-        features={
-            "important_event_types": ["login", "purchase"],
-            "event_types": ["login", "purchase", "error"],
-        },
-    )
-
-
 def _train(console: Console) -> Config:
     from pipeline.train import run_training
 
     data, truth = ensure_company(TRAIN_CUSTOMERS, MONTHS)
-    cfg = _config(data, truth)
+    cfg = benchmark_config(WORKDIR, data, truth, snapshots=6)
     console.print(f"training the benchmark model on {TRAIN_CUSTOMERS:,} customers (not timed)...")
     started = time.perf_counter()
     result = run_training(cfg, progress=True)

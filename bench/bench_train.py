@@ -12,13 +12,12 @@ import json
 import multiprocessing as mp
 import shutil
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, ensure_company, proc_status_kb, write_figures
-from pipeline.config import Config, LabelConfig, SnapshotConfig
+from bench.common import OUT, benchmark_config, ensure_company, proc_status_kb, write_figures
+from pipeline.config import Config
 
 CUSTOMERS = 1_000_000
 MONTHS = 24
@@ -26,19 +25,6 @@ TARGET_SECONDS = 300.0
 TARGET_PEAK_GB = 8.0
 KILL_RSS_GB = 12.0
 WORKDIR = OUT / "train-work"
-
-
-def _config(data: Path) -> Config:
-    return Config(
-        workdir=WORKDIR,
-        data={"source": data, "oracle": None},
-        label=LabelConfig(kind="cancellation", horizon_days=30),
-        snapshots=SnapshotConfig(count=8, spacing_days=14),
-        features={
-            "important_event_types": ["login", "purchase"],
-            "event_types": ["login", "purchase", "error"],
-        },
-    )
 
 
 def _train_child(cfg_json: str, queue: mp.Queue) -> None:
@@ -78,7 +64,7 @@ def main() -> None:
     data, _ = ensure_company(CUSTOMERS, MONTHS)
     # from scratch every run: the training-set build is part of what is timed
     shutil.rmtree(WORKDIR, ignore_errors=True)
-    cfg = _config(data)
+    cfg = benchmark_config(WORKDIR, data, None, snapshots=8)
     console.print(f"training on {data} in a fresh process (timed)...")
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

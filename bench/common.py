@@ -7,7 +7,7 @@ import multiprocessing as mp
 import sys
 from pathlib import Path
 
-from pipeline.config import SimulationConfig
+from pipeline.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
 from pipeline.io import atomic_directory
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -67,3 +67,17 @@ def write_figures(name: str, figures: dict, target_seconds: float, target_peak_g
     )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
+def benchmark_config(workdir: Path, data: Path, truth: Path | None, snapshots: int) -> Config:
+    """The config the score and train benchmarks run the simulated company with (cancellation, 30 days)."""
+    return Config(
+        workdir=workdir,
+        data={"source": data, "oracle": truth},
+        label=LabelConfig(kind="cancellation", horizon_days=30),
+        snapshots=SnapshotConfig(count=snapshots, spacing_days=14),
+        features={
+            "important_event_types": ["login", "purchase"],
+            "event_types": ["login", "purchase", "error"],
+        },
+    )
