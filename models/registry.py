@@ -27,6 +27,7 @@ import models
 import pipeline
 from models import evaluate
 from models.churn_model import ChurnModel, mlflow_column_type
+from models.split import snapshot_dates
 from pipeline.config import redact
 from pipeline.errors import DataValidationError, ModelNotFoundError
 
@@ -271,9 +272,7 @@ def promotion_gate(
 
 
 def _snapshot_days(frame: pd.DataFrame) -> list[str]:
-    if "snapshot_date" not in frame.columns or frame.empty:
-        return []
-    return sorted({str(d) for d in pd.to_datetime(frame["snapshot_date"]).dt.date})
+    return [str(d) for d in snapshot_dates(frame)] if "snapshot_date" in frame.columns else []
 
 
 def _learnt(model: ChurnModel, test_frame: pd.DataFrame) -> bool:
