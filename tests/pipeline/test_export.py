@@ -121,7 +121,25 @@ def test_cli_export_csv_prints_summary_and_missing_list_exits_8(tmp_path):
 # --------------------------------------------------------------------------------------------- webhook
 
 
-class Receiver:
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port) answering with `handler`, in a thread for a `with` block."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Receiver(LocalServer):
     """A CRM stand-in on 127.0.0.1: applies each record once per idempotency key, and misbehaves on cue.
 
     `fail_first` (batch number -> status) answers the first attempt of that batch with the status;
@@ -178,18 +196,8 @@ class Receiver:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (the timeout case)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/churn"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/hooks/churn"
 
 
 def _webhook_cfg(tmp_path, url, **webhook) -> Config:

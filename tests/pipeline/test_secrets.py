@@ -4,8 +4,7 @@ everything the run wrote (working dir, MLflow store and artifacts, logs, CLI out
 from __future__ import annotations
 
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from pipeline.cli import _common, app
 from pipeline.config import Config, public_config, redact
 from pipeline.errors import ExportError
+from tests.pipeline.test_export import LocalServer
 from tests.pipeline.test_export_postgres import pg_dsn  # noqa: F401  (the PostgreSQL server fixture)
 
 SECRET = "Zq7xSecretTok3n9"  # alphanumeric: URL-encoding, JSON or YAML cannot disguise it
@@ -72,7 +72,7 @@ def test_a_config_error_about_a_secret_shows_it_redacted(tmp_path):
     assert "token=***" in str(err.value) and SECRET not in str(err.value)
 
 
-class _DownEndpoint:
+class _DownEndpoint(LocalServer):
     """An endpoint on 127.0.0.1 that always answers 503 and echoes the request line (with its query string)
     in the body, as some proxies do."""
 
@@ -89,18 +89,7 @@ class _DownEndpoint:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def _password_only_role(dsn: str, role: str) -> str:
