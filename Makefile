@@ -58,9 +58,10 @@ test: setup ## Run the whole test suite
 test-fast: setup ## Tests without the slow ones
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: setup ## Ruff lint and format check
+lint: setup ## Ruff lint and format check, and the import layers (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 bench: setup ## Benchmarks: speed at 1M customers and model quality (minutes; not part of the tests)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

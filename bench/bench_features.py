@@ -1,6 +1,6 @@
 """Benchmark: one as-of feature build on the 1M-customer x 24-month company, against a pandas baseline.
 
-Times (a) the pipeline's way: `open_source` + `pipeline.training_set.compute_features` (the ibis feature
+Times (a) the pipeline's way: `open_source` + `churn_pipeline.stages.training_set.compute_features` (the ibis feature
 table executed by DuckDB, converted to pandas and checked at the boundary), i.e. what `churn features`
 costs apart from contract validation (timed on its own: the baseline validates nothing), and (b) a
 straightforward pandas implementation of the same features: load the Parquet files with pandas, filter by
@@ -24,12 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import OUT, company_dir, ensure_company
-from features.activity import TRENDS
-from features.payments import PRICE_LOOKBACK_DAYS, PRICE_RISE_MIN_PCT
-from features.surveys import DETRACTOR_MAX_NPS
-from pipeline.config import Config, FeatureConfig
-from pipeline.io import atomic_write_json, open_source
-from pipeline.training_set import compute_features
+from churn_pipeline.core.config import Config, FeatureConfig
+from churn_pipeline.data.io import atomic_write_json, open_source
+from churn_pipeline.features.activity import TRENDS
+from churn_pipeline.features.payments import PRICE_LOOKBACK_DAYS, PRICE_RISE_MIN_PCT
+from churn_pipeline.features.surveys import DETRACTOR_MAX_NPS
+from churn_pipeline.stages.training_set import compute_features
 
 CUSTOMERS, MONTHS = 1_000_000, 24
 CFG = FeatureConfig(

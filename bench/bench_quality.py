@@ -77,7 +77,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import OUT
-from pipeline.io import atomic_directory, atomic_write_json, atomic_write_text
+from churn_pipeline.data.io import atomic_directory, atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 QUALITY = OUT / "quality"
@@ -188,7 +188,7 @@ def truncate_at(source: Path, dest: Path, as_of: dt.date, customer_ids: np.ndarr
 def churn(*args: str, log: Path) -> str:
     """Run `churn ARGS` in a fresh process from the repository root (this checkout's code), as a user would;
     raise with the command's output when it fails."""
-    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from churn_pipeline.cli import main; main()", *args]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_env())
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"$ churn {' '.join(args)}\n{done.stdout}\n{done.stderr}")
@@ -385,7 +385,7 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
         raise SystemExit(f"{len(leaked)} evaluation customers are in the pipeline's training set")
 
     def oracle(customer_ids: np.ndarray) -> np.ndarray:
-        from simulator.oracle import true_churn_probability
+        from churn_pipeline.simulator.oracle import true_churn_probability
 
         return true_churn_probability(truth, customer_ids, eval_date, HORIZON_DAYS)
 
@@ -511,7 +511,7 @@ def _recency(prep: Prepared) -> np.ndarray:
 def _bgnbd(prep: Prepared) -> tuple[dict[str, np.ndarray], str]:
     """(scores by row name, note): 1 - P(alive) and minus the expected visits in the horizon."""
     try:
-        from features import btyd
+        from churn_pipeline.features import btyd
     except ImportError:
         return {}, "features.btyd is not importable yet (BG/NBD rows skipped)"
     assert prep.event_dir is not None

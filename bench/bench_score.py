@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import OUT, benchmark_config, ensure_company, proc_status_kb, write_figures
-from pipeline.config import Config
+from churn_pipeline.core.config import Config
 
 SCORED_CUSTOMERS = 1_820_000  # -> about 1.0M active at the data end
 TRAIN_CUSTOMERS = 50_000
@@ -28,7 +28,7 @@ WORKDIR = OUT / "score-work"
 
 
 def _train(console: Console) -> Config:
-    from pipeline.train import run_training
+    from churn_pipeline.stages.train import run_training
 
     data, truth = ensure_company(TRAIN_CUSTOMERS, MONTHS)
     cfg = benchmark_config(WORKDIR, data, truth, snapshots=6)
@@ -44,7 +44,7 @@ def _train(console: Console) -> Config:
 
 def _score_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed scoring run and this process's peak RSS."""
-    from pipeline.scoring import run_scoring
+    from churn_pipeline.stages.score import run_scoring
 
     cfg = Config.model_validate_json(cfg_json)
     started = time.perf_counter()

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import OUT, company_dir, simulate_into
-from pipeline.io import atomic_write_json
+from churn_pipeline.data.io import atomic_write_json
 
 CUSTOMERS, MONTHS, SEED = 1_000_000, 24, 7
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import OUT, benchmark_config, ensure_company, proc_status_kb, write_figures
-from pipeline.config import Config
+from churn_pipeline.core.config import Config
 
 CUSTOMERS = 1_000_000
 MONTHS = 24
@@ -29,12 +29,13 @@ WORKDIR = OUT / "train-work"
 
 def _train_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed training run and this process's peak RSS."""
-    from pipeline.train import run_training
-    from pipeline.training_set import MANIFEST_FILE, training_set_dir
+    from churn_pipeline.simulator.oracle import oracle_for
+    from churn_pipeline.stages.train import run_training
+    from churn_pipeline.stages.training_set import MANIFEST_FILE, training_set_dir
 
     cfg = Config.model_validate_json(cfg_json)
     started = time.perf_counter()
-    result = run_training(cfg, progress=True)
+    result = run_training(cfg, progress=True, oracle=oracle_for(cfg))
     seconds = time.perf_counter() - started
     chosen = result.evaluation.metrics[result.chosen]
     queue.put(

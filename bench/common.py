@@ -7,8 +7,8 @@ import multiprocessing as mp
 import sys
 from pathlib import Path
 
-from pipeline.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
-from pipeline.io import atomic_directory
+from churn_pipeline.core.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
+from churn_pipeline.data.io import atomic_directory
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -22,7 +22,7 @@ def company_dir(customers: int = 1_000_000, months: int = 24, seed: int = 7) -> 
 def simulate_into(root: Path, customers: int, months: int, seed: int, *, progress: bool = True):
     """Simulate into `root/data` and `root/truth`; `root` appears whole at the end (other benchmarks may be
     waiting for it to exist)."""
-    from simulator.company import simulate_company
+    from churn_pipeline.simulator.company import simulate_company
 
     cfg = SimulationConfig(customers=customers, months=months, seed=seed)
     with atomic_directory(root) as tmp:

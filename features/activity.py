@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-from features.base import (
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features.base import (
     Metrics,
     aggregate,
     count_where,
@@ -33,7 +34,6 @@ from features.base import (
     sum_where,
     within_window,
 )
-from pipeline.config import FeatureConfig
 
 # (name, recent days, comparison newest-days-ago, comparison oldest-days-ago)
 TRENDS: tuple[tuple[str, int, int, int], ...] = (

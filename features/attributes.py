@@ -14,9 +14,9 @@ import datetime as dt
 
 import ibis.expr.types as ir
 
-from features.base import active_customers, log
-from pipeline.config import FeatureConfig
-from pipeline.errors import ConfigError
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.features.base import active_customers, log
 
 RESERVED_COLUMNS = ("customer_id", "signup_date", "churn_date")
 

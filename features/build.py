@@ -18,8 +18,20 @@ from collections import Counter
 import ibis
 import ibis.expr.types as ir
 
-from features import activity, attributes, complaints, frequency, payments, recency, support, surveys
-from features.base import (
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.core.tables import SourceTables
+from churn_pipeline.features import (
+    activity,
+    attributes,
+    complaints,
+    frequency,
+    payments,
+    recency,
+    support,
+    surveys,
+)
+from churn_pipeline.features.base import (
     active_customers,
     aggregate,
     history_and_window,
@@ -28,10 +40,7 @@ from features.base import (
     note_missing,
     within_window,
 )
-from features.catalog import default_value
-from features.inputs import SourceTables
-from pipeline.config import FeatureConfig
-from pipeline.errors import ConfigError
+from churn_pipeline.features.catalog import default_value
 
 # Bump when a feature's definition changes, so cached training sets built with the old one are not reused.
 FEATURE_SET_VERSION = "2"  # 2: the frequency family and the BG/NBD columns

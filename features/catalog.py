@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from features.payments import PRICE_LOOKBACK_DAYS
+from churn_pipeline.features.payments import PRICE_LOOKBACK_DAYS
 
 FAMILIES = (
     "recency",

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-from features.base import (
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features.base import (
     Metrics,
     count_where,
     days_since,
@@ -25,7 +26,6 @@ from features.base import (
     when,
     within_window,
 )
-from pipeline.config import FeatureConfig
 
 
 def complaint_count_metrics(known_contacts: ir.Table, as_of: dt.date, windows: Sequence[int]) -> Metrics:

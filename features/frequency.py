@@ -48,7 +48,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.base import count_where, days_since, known_at, when
+from churn_pipeline.features.base import count_where, days_since, known_at, when
 
 
 def event_days(events: ir.Table, as_of: dt.date) -> ir.Table:

@@ -17,10 +17,10 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.base import active_customers, cutoff, ts_literal, window_start
-from features.inputs import SourceTables
-from pipeline.config import LabelConfig, SnapshotConfig
-from pipeline.errors import ConfigError
+from churn_pipeline.core.config import LabelConfig, SnapshotConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.core.tables import SourceTables
+from churn_pipeline.features.base import active_customers, cutoff, ts_literal, window_start
 
 
 def labelled_customers(tables: SourceTables, as_of: dt.date, cfg: LabelConfig) -> ir.Table:

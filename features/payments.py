@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
-from features.base import (
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features.base import (
     Metrics,
     aggregate,
     count_where,
@@ -28,7 +29,6 @@ from features.base import (
     ts_literal,
     window_start,
 )
-from pipeline.config import FeatureConfig
 
 PRICE_LOOKBACK_DAYS = 90
 PRICE_RISE_MIN_PCT = 1.0

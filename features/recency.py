@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-from features.base import Metrics, active_customers, aggregate, days_since, known_at, slug, when
+from churn_pipeline.features.base import (
+    Metrics,
+    active_customers,
+    aggregate,
+    days_since,
+    known_at,
+    slug,
+    when,
+)
 
 
 def last_event_metrics(

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-from features.base import (
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features.base import (
     Metrics,
     count_where,
     cutoff,
@@ -37,7 +38,6 @@ from features.base import (
     when,
     within_window,
 )
-from pipeline.config import FeatureConfig
 
 
 def contact_count_metrics(

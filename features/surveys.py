@@ -13,7 +13,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.base import aggregate, days_since, known_at
+from churn_pipeline.features.base import aggregate, days_since, known_at
 
 DETRACTOR_MAX_NPS = 6
 

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
 
 _TIE_BREAK = 1e-6
 _LOGIT_CLIP = 1e-7

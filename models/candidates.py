@@ -1,6 +1,6 @@
 """Candidate models behind one interface, chosen by name from one registry (`CANDIDATES`).
 
-Every candidate works on the same float matrix (`models.train.lightgbm_array`: numbers as floats, categoricals
+Every candidate works on the same float matrix (`churn_pipeline.models.training.lightgbm_array`: numbers as floats, categoricals
 as codes of the training categories, NaN for missing or unseen) and yields, once fitted, raw log-odds and
 per-feature contributions in log-odds that sum with a bias column to those log-odds, so the reasons of
 `models.reasons` work whatever candidate wins:
@@ -34,9 +34,9 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from models import evaluate, explain
-from pipeline.config import LightGBMConfig, ModelConfig
-from pipeline.errors import ConfigError
+from churn_pipeline.core.config import LightGBMConfig, ModelConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.models import evaluate, explain
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def fit_folds(
 
 # ---------------------------------------------------------------------------------------------- LightGBM
 def _threads(rows: int, configured: int) -> int:
-    from models.train import compute_threads
+    from churn_pipeline.models.training import compute_threads
 
     return compute_threads(rows, configured)
 
@@ -351,7 +351,7 @@ class LightGBMCandidate(Candidate):
         return self._train(_Datasets(x, y, valid, self.ctx.schema, self.ctx.log_odds_offset), settings)
 
     def develop(self, x, y, folds) -> Developed:
-        from models.tuning import tune_lightgbm
+        from churn_pipeline.models.tuning import tune_lightgbm
 
         datasets = [
             _Datasets(x[tr], y[tr], (x[va], y[va]), self.ctx.schema, self.ctx.log_odds_offset)

@@ -16,12 +16,12 @@ import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-from models import explain
-from models.calibration import Calibrator
-from models.candidates import Fitted
-from models.encoding import categorical_as_strings, coerce_features
-from models.train import lightgbm_array
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models import explain
+from churn_pipeline.models.calibration import Calibrator
+from churn_pipeline.models.candidates import Fitted
+from churn_pipeline.models.encoding import categorical_as_strings, coerce_features
+from churn_pipeline.models.training import lightgbm_array
 
 
 def mlflow_column_type(dtype) -> str:
@@ -63,7 +63,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         # versions registered before candidates held a bare LightGBM booster: wrap it, so the promotion gate
         # can still re-score such a champion
         if "estimator" not in state and "booster" in state:
-            from models.candidates import LightGBMFitted
+            from churn_pipeline.models.candidates import LightGBMFitted
 
             booster = state.pop("booster")
             state["estimator"] = LightGBMFitted(

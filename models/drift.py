@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from models.encoding import categorical_as_strings
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models.encoding import categorical_as_strings
 
 EPSILON = 1e-4
 PROFILE_VERSION = 1

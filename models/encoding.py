@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
 
 
 def _str_categories(col: pd.Series) -> pd.Series:

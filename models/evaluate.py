@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from pipeline.config import EvaluationConfig
+from churn_pipeline.core.config import EvaluationConfig
 
 # Metrics where a smaller value is better (the promotion gate and the model/oracle ratio need this).
 LOWER_IS_BETTER = frozenset({"brier", "log_loss", "ece"})

@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from models import evaluate
-from models.evaluate import ProfitCurve
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.evaluate import ProfitCurve
 
 Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]
 _COLORS = {"lightgbm": "#1f77b4", "baseline": "#ff7f0e", "oracle": "#2ca02c"}

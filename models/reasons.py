@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.catalog import concept, describe, family
-from pipeline.config import ScoringConfig
+from churn_pipeline.core.config import ScoringConfig
+from churn_pipeline.features.catalog import concept, describe, family
 
 MAX_REASONS = 3
 

@@ -7,8 +7,13 @@ promotion metric (both scored on the SAME test snapshots) gets `challenger` inst
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,20 +28,18 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
-import models
-import pipeline
-from models import evaluate
-from models.churn_model import ChurnModel, mlflow_column_type
-from models.split import snapshot_dates
-from pipeline.config import redact
-from pipeline.errors import DataValidationError, ModelNotFoundError
+from churn_pipeline.core.config import redact
+from churn_pipeline.core.errors import DataValidationError, ModelNotFoundError
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.churn_model import ChurnModel, mlflow_column_type
+from churn_pipeline.models.split import snapshot_dates
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 # Every distribution the logged model imports when it is loaded and predicts (unpickling ChurnModel imports
-# models.churn_model -> models.train / calibration / explain / evaluate / encoding -> pipeline.config and
-# pipeline.errors): the third-party half of a self-contained model; the other half is code_paths below.
+# models.churn_model -> churn_pipeline.models.training / calibration / explain / evaluate / encoding -> churn_pipeline.core.config and
+# churn_pipeline.core.errors): the third-party half of a self-contained model; the other half is code_paths below.
 # tests/models/test_portable_model.py installs exactly these into an empty venv and predicts there.
 _REQUIREMENTS = (
     "mlflow",
@@ -52,13 +55,13 @@ _REQUIREMENTS = (
     "pydantic-settings",
     "pyyaml",
 )
-# The source packages the pickle refers to by module name (`models.churn_model.ChurnModel`, the calibrator,
-# pipeline.errors): logged as code_paths, which MLflow puts on sys.path before unpickling, so the model loads
+# The subpackages the pickle refers to by module name (`churn_pipeline.models.churn_model.ChurnModel`, the
+# calibrator, `churn_pipeline.core.errors`, the feature catalog its reasons name): logged as code_paths, which MLflow puts on sys.path before unpickling, so the model loads
 # where churn-pipeline is not installed (`mlflow models serve`, Spark UDF executors, another project).
 # Not models-from-code: the model's state (booster, fitted calibrator, training categories, drift reference)
 # is a fitted Python object that cloudpickle already serialises whole; a from-code model would need a second
 # serialisation of each part and a loader to keep in step with ChurnModel, for the same portability.
-_CODE_PACKAGES = (models, pipeline)
+_CODE_PACKAGES = ("core", "features", "models")
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +109,16 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
-def code_paths() -> list[str]:
-    """Directories of the packages the pickled model refers to (copied into the model's `code/`)."""
-    return [str(Path(pkg.__file__).parent) for pkg in _CODE_PACKAGES]
+@contextmanager
+def code_paths() -> Iterator[list[str]]:
+    """A `churn_pipeline` folder with the subpackages the pickled model imports, for MLflow to copy into the
+    model's `code/` (so `code/churn_pipeline/models/...` imports as `churn_pipeline.models...`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "churn_pipeline"
+        for name in _CODE_PACKAGES:
+            source = Path(importlib.import_module(f"churn_pipeline.{name}").__file__).parent
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        yield [str(root)]
 
 
 def serving_signature(model: ChurnModel, example: pd.DataFrame) -> ModelSignature:
@@ -143,14 +153,15 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> ModelInfo:
     # MLflow warns about every pickled python_model; ChurnModel is our own class, so the warning is noise
     pyfunc_log.setLevel(logging.ERROR)
     try:
-        return mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
-            python_model=model,
-            signature=serving_signature(model, example),
-            input_example=model.input_frame(example.head(5)),
-            pip_requirements=pip_requirements(),
-            code_paths=code_paths(),
-        )
+        with code_paths() as code:
+            return mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=model,
+                signature=serving_signature(model, example),
+                input_example=model.input_frame(example.head(5)),
+                pip_requirements=pip_requirements(),
+                code_paths=code,
+            )
     finally:
         pyfunc_log.setLevel(level)
 

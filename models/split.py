@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from pipeline.config import ModelConfig
-from pipeline.errors import ConfigError, DataValidationError
+from churn_pipeline.core.config import ModelConfig
+from churn_pipeline.core.errors import ConfigError, DataValidationError
 
 # Customer-hash fallback: buckets 0-99; the first 20 are test, the rest go through cross-validation.
 _HASH_TEST_PCT = 20

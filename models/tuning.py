@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from models import evaluate
+from churn_pipeline.models import evaluate
 
 # Search space around the sized settings: leaves and leaf size relative to them, the rest absolute.
 TUNED = ("num_leaves", "min_child_samples", "learning_rate", "subsample", "colsample_bytree", "reg_lambda")

@@ -52,9 +52,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import NoiseConfig, SimulationConfig
-from pipeline.errors import ConfigError
-from pipeline.io import atomic_directory
+from churn_pipeline.core.config import NoiseConfig, SimulationConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.data.io import atomic_directory
 
 TABLES = ("customers", "events", "support_contacts", "surveys", "payments")
 TRUTH_HAZARD = "hazard.parquet"

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
-from pipeline.errors import ConfigError
-from simulator.company import TRUTH_CUSTOMERS, TRUTH_HAZARD, TRUTH_META
+from churn_pipeline.core.config import Config
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.simulator.company import TRUTH_CUSTOMERS, TRUTH_HAZARD, TRUTH_META
 
 
 def _sql_path(p: Path) -> str:
@@ -101,3 +105,30 @@ def true_churn_probability(
     finally:
         con.close()
     return np.clip(result["p"].astype(np.float64), 0.0, 1.0)
+
+
+def snapshot_probabilities(cfg: Config, frame: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
+    """The simulator's true churn probabilities of the rows of `frame` (per snapshot), or None and why not."""
+    if cfg.data.oracle is None:
+        return None, None
+    if cfg.label.kind != "cancellation":
+        return None, f"oracle skipped: it knows cancellation risk, the label is '{cfg.label.kind}'"
+    truth = Path(cfg.data.oracle)
+    if not truth.exists():
+        raise ConfigError(
+            f"data.oracle {truth} does not exist: point it at the simulator's ground-truth folder or set it to null"
+        )
+    out = np.empty(len(frame), dtype=np.float64)
+    snap = pd.to_datetime(frame["snapshot_date"]).dt.date.to_numpy()
+    ids = frame["customer_id"].to_numpy()
+    for day in sorted(set(snap)):  # a handful of test snapshots
+        mask = snap == day
+        out[mask] = np.asarray(
+            true_churn_probability(truth, ids[mask], day, cfg.label.horizon_days), dtype=np.float64
+        )
+    return out, None
+
+
+def oracle_for(cfg: Config) -> Callable[[pd.DataFrame], tuple[np.ndarray | None, str | None]] | None:
+    """The oracle the training and evaluation stages report beside the model, when `data.oracle` is set."""
+    return None if cfg.data.oracle is None else partial(snapshot_probabilities, cfg)

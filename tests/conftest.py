@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
+from churn_pipeline.core.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class SimulatedCompany:
 @pytest.fixture(scope="session")
 def company(tmp_path_factory: pytest.TempPathFactory) -> SimulatedCompany:
     """3,000 customers over 12 months (seed 11), with a config pointing at it and a private workdir."""
-    from simulator.company import simulate_company
+    from churn_pipeline.simulator.company import simulate_company
 
     root = tmp_path_factory.mktemp("company")
     sim = SimulationConfig(customers=3_000, months=12, seed=11)

@@ -10,7 +10,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import typer
 
-from pipeline.cli import _common
+from churn_pipeline.cli import _common
 
 app = typer.Typer(
     name="churn",
@@ -48,9 +48,9 @@ def _root(
     _common.setup_logging(verbose)
 
 
-from pipeline.cli import data, features, score, simulate, train  # noqa: E402  (each module owns its commands)
+from churn_pipeline.cli import data, features, modelling, score, simulate  # noqa: E402  (each module owns its commands)
 
-for _module in (simulate, data, features, train, score):
+for _module in (simulate, data, features, modelling, score):
     app.add_typer(_module.app)
 
 

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.config import Config, load_config
-from pipeline.errors import ChurnError, ConfigError
+from churn_pipeline.core.config import Config, load_config
+from churn_pipeline.core.errors import ChurnError, ConfigError
 
 
 def _console(stderr: bool = False) -> Console:
@@ -98,7 +98,7 @@ def print_after_publish(what: str, printer: Callable[..., None], *args: object) 
     try:
         printer(*args)
     except Exception as e:  # any display failure: the outputs are already published
-        logging.getLogger("pipeline.cli").warning(
+        logging.getLogger("churn_pipeline.cli").warning(
             "%s are published, but printing their summary failed (%s: %s); the run succeeded",
             what,
             type(e).__name__,

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli._common import ConfigOpt, DataOpt, console, load, parse_as_of, reported_errors
-from pipeline.io import open_source, utc_today
+from churn_pipeline.cli._common import ConfigOpt, DataOpt, console, load, parse_as_of, reported_errors
+from churn_pipeline.data.io import open_source, utc_today
 
 app = typer.Typer()
 
@@ -29,7 +29,7 @@ def validate(config: ConfigOpt = None, data: DataOpt = None, as_of: ValidateAsOf
     """Check a data source against the input data contract and print a summary (row counts, date ranges)."""
     with reported_errors():
         cfg = load(config, data, writes_workdir=False)
-        io_log = logging.getLogger("pipeline.io")
+        io_log = logging.getLogger("churn_pipeline.data.io")
         level = io_log.level
         io_log.setLevel(
             logging.ERROR

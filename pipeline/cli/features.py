@@ -7,8 +7,7 @@ from collections import Counter
 import typer
 from rich.table import Table
 
-from features.catalog import family
-from pipeline.cli._common import (
+from churn_pipeline.cli._common import (
     AsOfOpt,
     ConfigOpt,
     DataOpt,
@@ -19,7 +18,8 @@ from pipeline.cli._common import (
     print_after_publish,
     reported_errors,
 )
-from pipeline.training_set import load_or_build_training_set, write_feature_table
+from churn_pipeline.features.catalog import family
+from churn_pipeline.stages.training_set import load_or_build_training_set, write_feature_table
 
 app = typer.Typer()
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli._common import (
+from churn_pipeline.cli._common import (
     AsOfOpt,
     ConfigOpt,
     DataOpt,
@@ -43,7 +43,7 @@ def score(
 ) -> None:
     """Score active customers as of a date into the full scores table and the at-risk list (all or nothing)."""
     with reported_errors():
-        from pipeline.scoring import run_scoring
+        from churn_pipeline.stages.score import run_scoring
 
         cfg = load(config, data, out)
         result = run_scoring(cfg, parse_as_of(as_of), model_version, progress=True)
@@ -118,8 +118,8 @@ def export(
 ) -> None:
     """Export a published at-risk list (default: the latest scored date) to csv, jsonl, a webhook or Postgres."""
     with reported_errors():
-        from pipeline.errors import ExportError
-        from pipeline.export import run_export
+        from churn_pipeline.core.errors import ExportError
+        from churn_pipeline.stages.export import run_export
 
         cfg = load(config, None, out)
         try:

@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from pipeline.cli._common import (
+from churn_pipeline.cli._common import (
     ConfigOpt,
     check_output_dir,
     console,
@@ -17,9 +17,9 @@ from pipeline.cli._common import (
     print_after_publish,
     reported_errors,
 )
-from pipeline.config import SimulationConfig
-from pipeline.errors import ConfigError
-from pipeline.io import DUCKDB_SUFFIXES
+from churn_pipeline.core.config import SimulationConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.data.io import DUCKDB_SUFFIXES
 
 app = typer.Typer()
 
@@ -66,7 +66,7 @@ def simulate(
     """Simulate a subscription company (customers, events, support contacts, surveys, payments) as Parquet
     tables in the input data contract, plus its ground truth (churn hazards) in a separate folder."""
     with reported_errors():
-        from simulator.company import simulate_company
+        from churn_pipeline.simulator.company import simulate_company
 
         cfg = load(config, writes_workdir=False)
         sim = _with_overrides(cfg.simulation, customers=customers, months=months, seed=seed)

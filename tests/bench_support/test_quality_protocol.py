@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from bench.bench_quality import _write_folder, cross_sectional_to_contract, split_customers, truncate_at
-from features.labels import snapshot_dates
-from pipeline.config import LabelConfig, SnapshotConfig
-from pipeline.io import open_source
+from churn_pipeline.core.config import LabelConfig, SnapshotConfig
+from churn_pipeline.data.io import open_source
+from churn_pipeline.features.labels import snapshot_dates
 
 E = dt.date(2024, 6, 30)
 H = 30

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from pipeline.io import Source, source_from_frames
+from churn_pipeline.data.io import Source, source_from_frames
 
 AS_OF = dt.date(2024, 6, 30)  # windows: 7d = 06-24..06-30, 30d = 06-01..06-30, 90d = 04-02..06-30
 

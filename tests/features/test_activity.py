@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from features import activity
-from pipeline.config import FeatureConfig
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features import activity
 from tests.features.synthetic import AS_OF, customers, frame, rows_by_customer, source
 
 CFG = FeatureConfig(event_types=("login", "purchase"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features import attributes
-from pipeline.config import FeatureConfig
-from pipeline.errors import ConfigError
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.features import attributes
 from tests.features.synthetic import AS_OF, rows_by_customer, source
 
 

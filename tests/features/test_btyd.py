@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from features import btyd, frequency, recency
-from features.base import left_join_features
-from pipeline.io import source_from_frames
+from churn_pipeline.data.io import source_from_frames
+from churn_pipeline.features import btyd, frequency, recency
+from churn_pipeline.features.base import left_join_features
 from tests.features.synthetic import as_known_at, random_frames, with_boundary_rows
 
 

@@ -7,10 +7,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from features.build import categorical_features, feature_table
-from pipeline.config import FeatureConfig
-from pipeline.errors import ConfigError
-from pipeline.io import source_from_frames
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.data.io import source_from_frames
+from churn_pipeline.features.build import categorical_features, feature_table
 from tests.features.synthetic import AS_OF, customers, frame, random_frames, source
 
 CFG = FeatureConfig(important_event_types=("login",), event_types=("login",))
@@ -169,9 +169,9 @@ def test_definitions_compile_for_spark_sql() -> None:
     """The same ibis definitions translate to Spark SQL (no DuckDB-only functions), as a Spark backend needs."""
     import ibis
 
-    from features.inputs import SourceTables
-    from features.labels import churn_labels
-    from pipeline.config import LabelConfig
+    from churn_pipeline.core.config import LabelConfig
+    from churn_pipeline.core.tables import SourceTables
+    from churn_pipeline.features.labels import churn_labels
 
     schemas = {
         "customers": {"customer_id": "int64", "signup_date": "date", "churn_date": "date", "plan": "string"},

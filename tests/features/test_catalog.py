@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from features.build import feature_table
-from features.catalog import FAMILIES, concept, default_value, describe, family
-from pipeline.config import FeatureConfig
-from pipeline.io import source_from_frames
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.data.io import source_from_frames
+from churn_pipeline.features.build import feature_table
+from churn_pipeline.features.catalog import FAMILIES, concept, default_value, describe, family
 from tests.features.synthetic import random_frames
 
 CFG = FeatureConfig(important_event_types=("login", "feature_use"), event_types=("login", "feature_use"))
@@ -34,7 +34,7 @@ def test_every_produced_feature_has_a_family(feature_names: list[str]) -> None:
 
 
 def test_every_produced_feature_describes_values_and_nulls(feature_names: list[str]) -> None:
-    # the BG/NBD columns are added after the ibis table executes (pipeline.training_set), so name them here
+    # the BG/NBD columns are added after the ibis table executes (churn_pipeline.stages.training_set), so name them here
     for name in [*feature_names, "btyd_p_alive", "btyd_expected_events"]:
         for value in (0, 1, 2.5, None, float("nan")):
             text = describe(name, value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from features import complaints
-from pipeline.config import FeatureConfig
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features import complaints
 from tests.features.synthetic import AS_OF, frame, rows_by_customer, source
 
 CONTACTS = frame(

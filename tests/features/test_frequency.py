@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from features import frequency
+from churn_pipeline.features import frequency
 from tests.features.synthetic import AS_OF, frame, rows_by_customer, source
 
 

@@ -7,10 +7,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from features.labels import churn_labels, labelled_customers, snapshot_dates
-from pipeline.config import LabelConfig, SnapshotConfig
-from pipeline.errors import ConfigError
-from pipeline.io import source_from_frames
+from churn_pipeline.core.config import LabelConfig, SnapshotConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.data.io import source_from_frames
+from churn_pipeline.features.labels import churn_labels, labelled_customers, snapshot_dates
 from tests.features.synthetic import AS_OF, as_known_at, customers, frame, random_frames, source
 
 CANCEL = LabelConfig(kind="cancellation", horizon_days=30)

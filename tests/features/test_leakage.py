@@ -13,11 +13,21 @@ import ibis
 import pandas as pd
 import pytest
 
-from features import activity, attributes, build, complaints, frequency, payments, recency, support, surveys
-from features.base import left_join_features
-from features.inputs import SourceTables
-from pipeline.config import FeatureConfig
-from pipeline.io import source_from_frames
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.core.tables import SourceTables
+from churn_pipeline.data.io import source_from_frames
+from churn_pipeline.features import (
+    activity,
+    attributes,
+    build,
+    complaints,
+    frequency,
+    payments,
+    recency,
+    support,
+    surveys,
+)
+from churn_pipeline.features.base import left_join_features
 from tests.features.synthetic import as_known_at, random_frames, with_boundary_rows
 
 CFG = FeatureConfig(important_event_types=("login", "purchase"), event_types=("login", "purchase", "error"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from features import recency
+from churn_pipeline.features import recency
 from tests.features.synthetic import AS_OF, customers, frame, rows_by_customer, source
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from features import build, support
-from pipeline.config import FeatureConfig
+from churn_pipeline.core.config import FeatureConfig
+from churn_pipeline.features import build, support
 from tests.features.synthetic import AS_OF, frame, rows_by_customer, source
 
 CFG = FeatureConfig()  # windows 7/30/90, channels chat/email/phone

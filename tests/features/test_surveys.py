@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from features import surveys
+from churn_pipeline.features import surveys
 from tests.features.synthetic import AS_OF, customers, frame, rows_by_customer, source
 
 SURVEYS = frame(

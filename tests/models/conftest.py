@@ -19,7 +19,7 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     Tests register models under their own names so they do not see each other's versions."""
     import mlflow
 
-    from models.registry import use_tracking
+    from churn_pipeline.models.registry import use_tracking
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"

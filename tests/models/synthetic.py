@@ -1,4 +1,4 @@
-"""Synthetic training frames with the exact schema of `pipeline.training_set.TrainingSet`.
+"""Synthetic training frames with the exact schema of `churn_pipeline.stages.training_set.TrainingSet`.
 
 Labels are drawn from a known logistic model of the features, so tests can compare predictions with the true
 churn probability (`SyntheticSet.true_probability`).
@@ -120,11 +120,11 @@ def fit_churn_model(
     """A ChurnModel trained on the out-of-time split of `ts` (labels of the training rows shuffled when asked,
     which gives a genuinely worse model), from the given candidates (default LightGBM alone, no tuning);
     returns (model, split)."""
-    from models.churn_model import ChurnModel, mlflow_column_type
-    from models.drift import reference_profile
-    from models.split import out_of_time_split
-    from models.train import train_candidates
-    from pipeline.config import LightGBMConfig, ModelConfig, TuningConfig
+    from churn_pipeline.core.config import LightGBMConfig, ModelConfig, TuningConfig
+    from churn_pipeline.models.churn_model import ChurnModel, mlflow_column_type
+    from churn_pipeline.models.drift import reference_profile
+    from churn_pipeline.models.split import out_of_time_split
+    from churn_pipeline.models.training import train_candidates
 
     cfg = ModelConfig(
         candidates=candidates,

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from models import evaluate
-from models.calibration import fit_calibrator
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.calibration import fit_calibrator
 
 
 def _simulated(n: int, seed: int):

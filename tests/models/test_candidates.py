@@ -4,12 +4,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import evaluate
-from models.candidates import CANDIDATES, Context, Schema, resolve, scaled_params, select, sigmoid
-from models.split import customer_folds, out_of_time_split
-from models.train import lightgbm_array, train_candidates
-from pipeline.config import LightGBMConfig, ModelConfig, TuningConfig
-from pipeline.errors import ConfigError
+from churn_pipeline.core.config import LightGBMConfig, ModelConfig, TuningConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.candidates import (
+    CANDIDATES,
+    Context,
+    Schema,
+    resolve,
+    scaled_params,
+    select,
+    sigmoid,
+)
+from churn_pipeline.models.split import customer_folds, out_of_time_split
+from churn_pipeline.models.training import lightgbm_array, train_candidates
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
 
 NO_TUNING = TuningConfig(trials=0)
@@ -273,7 +281,7 @@ def test_calibration_fitted_on_validation_keeps_the_order_of_the_raw_score(devel
 
 
 def test_large_sets_refit_only_the_chosen_candidate(monkeypatch):
-    import models.candidates as candidates
+    import churn_pipeline.models.candidates as candidates
 
     frame = _frame(1500, seed=10, signal="linear")
     cfg = _cfg(promotion_metric="log_loss")

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from mlflow.types.schema import AnyType
 
-from models.churn_model import ChurnModel
-from models.registry import log_churn_model, use_tracking
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models.churn_model import ChurnModel
+from churn_pipeline.models.registry import log_churn_model, use_tracking
 from tests.models.synthetic import fit_churn_model, make_training_set
 
 
@@ -88,7 +88,7 @@ def test_signature_rejects_a_frame_without_a_feature(fitted, loaded):
 
 def test_array_input_predicts_exactly_what_the_frame_input_does(fitted):
     # Scoring feeds the booster a float array (codes of the training categories); it must be the same model.
-    from models.train import lightgbm_matrix
+    from churn_pipeline.models.training import lightgbm_matrix
 
     model, split = fitted
     test = split.test.copy()

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.drift import population_stability, reference_profile
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models.drift import population_stability, reference_profile
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
 
 

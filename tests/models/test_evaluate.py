@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from models import evaluate
-from pipeline.config import EvaluationConfig
+from churn_pipeline.core.config import EvaluationConfig
+from churn_pipeline.models import evaluate
 
 Y = np.array([1, 0, 1, 0, 0])
 P = np.array([0.9, 0.8, 0.4, 0.3, 0.1])

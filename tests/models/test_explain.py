@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import explain
+from churn_pipeline.models import explain
 from tests.models.synthetic import fit_churn_model, make_training_set
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from models import explain, plots
-from models.evaluate import profit_curve
-from pipeline.config import EvaluationConfig
+from churn_pipeline.core.config import EvaluationConfig
+from churn_pipeline.models import explain, plots
+from churn_pipeline.models.evaluate import profit_curve
 from tests.models.synthetic import fit_churn_model, make_training_set
 
 

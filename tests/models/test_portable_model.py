@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models.encoding import coerce_features
-from models.registry import CHAMPION, log_churn_model, pip_requirements, register, use_tracking
-from pipeline.errors import DataValidationError
-from pipeline.io import atomic_write_parquet
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.data.io import atomic_write_parquet
+from churn_pipeline.models.encoding import coerce_features
+from churn_pipeline.models.registry import CHAMPION, log_churn_model, pip_requirements, register, use_tracking
 from tests.models.synthetic import fit_churn_model, make_training_set
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,8 +89,11 @@ def test_registry_uri_predicts_the_feature_table_as_written_like_in_process(regi
 
 def test_logged_model_carries_its_code_and_every_requirement(registered):
     local = Path(mlflow.artifacts.download_artifacts(f"models:/portable-model@{CHAMPION}"))
-    assert (local / "code" / "models" / "churn_model.py").is_file()
-    assert (local / "code" / "pipeline" / "errors.py").is_file()
+    package = local / "code" / "churn_pipeline"
+    assert (package / "models" / "churn_model.py").is_file()
+    assert (package / "core" / "errors.py").is_file()
+    assert (package / "features" / "catalog.py").is_file()
+    assert not (package / "stages").exists() and not list(package.rglob("__pycache__"))
     reqs = (local / "requirements.txt").read_text().split()
     assert reqs == pip_requirements()
     for dist in ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy", "pydantic", "pyyaml"):
@@ -118,9 +121,9 @@ def test_coerce_features_reads_objects_as_numbers_and_rejects_text():
 def company_model(company, tmp_path_factory):
     """A real training on the simulated company and the feature table of its last date, written by the same
     function `churn features` calls; the probabilities in-process."""
-    import pipeline.train as stage
-    from models.registry import load_model
-    from pipeline.training_set import write_feature_table
+    import churn_pipeline.stages.train as stage
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.stages.training_set import write_feature_table
 
     cfg = company.config_in(tmp_path_factory.mktemp("portable") / "work")
     stage.run_training(cfg)
@@ -138,7 +141,7 @@ def _clean_env() -> dict[str, str]:
 _PREDICT = """
 import sys
 try:
-    import models  # noqa
+    import churn_pipeline.models  # noqa
 except ModuleNotFoundError:
     pass
 else:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalog import describe, family
-from models.reasons import explain, top_reason_features
-from pipeline.config import ScoringConfig
+from churn_pipeline.core.config import ScoringConfig
+from churn_pipeline.features.catalog import describe, family
+from churn_pipeline.models.reasons import explain, top_reason_features
 
 FEATURES = [
     "complaints_30d",
@@ -155,7 +155,7 @@ def test_a_fact_is_named_once_whatever_its_windows():
 
 
 def test_distinct_concepts_on_a_random_frame_match_a_per_row_reference():
-    from features.catalog import concept
+    from churn_pipeline.features.catalog import concept
 
     rng = np.random.default_rng(9)
     names = [

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models import evaluate
-from models.registry import (
+from churn_pipeline.core.errors import ModelNotFoundError
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.registry import (
     CHALLENGER,
     CHAMPION,
     decide,
@@ -14,7 +15,6 @@ from models.registry import (
     register,
     use_tracking,
 )
-from pipeline.errors import ModelNotFoundError
 from tests.models.synthetic import fit_churn_model, make_training_set
 
 

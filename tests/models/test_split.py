@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.split import (
+from churn_pipeline.core.config import ModelConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.models.split import (
     MIN_SAMPLING_RATE,
     customer_hash_bucket,
     held_out_test,
@@ -13,8 +15,6 @@ from models.split import (
     sampling_rate,
     snapshot_dates,
 )
-from pipeline.config import ModelConfig
-from pipeline.errors import ConfigError
 from tests.models.synthetic import make_training_set
 
 

@@ -2,12 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import evaluate
-from models.candidates import Context, LightGBMCandidate, Schema
-from models.split import out_of_time_split
-from models.train import lightgbm_array, lightgbm_matrix, train_candidates, training_categories
-from pipeline.config import LightGBMConfig, ModelConfig, TuningConfig
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.config import LightGBMConfig, ModelConfig, TuningConfig
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.candidates import Context, LightGBMCandidate, Schema
+from churn_pipeline.models.split import out_of_time_split
+from churn_pipeline.models.training import (
+    lightgbm_array,
+    lightgbm_matrix,
+    train_candidates,
+    training_categories,
+)
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
 
 
@@ -79,7 +84,7 @@ def test_bad_labels_are_a_clear_error(split):
 
 
 def test_thread_count_is_configured_or_one_for_small_data():
-    from models.train import compute_threads
+    from churn_pipeline.models.training import compute_threads
 
     assert compute_threads(1_000) == 1
     assert compute_threads(1_000, configured=3) == 3

@@ -8,8 +8,8 @@ from collections import Counter
 import pandas as pd
 from typer.testing import CliRunner
 
-from features.catalog import family
-from pipeline.cli import app
+from churn_pipeline.cli import app
+from churn_pipeline.features.catalog import family
 from tests.pipeline.test_contract import customers, events
 
 runner = CliRunner()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, config_reference, load_config
-from pipeline.errors import ConfigError
+from churn_pipeline.core.config import Config, config_reference, load_config
+from churn_pipeline.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_default_yaml_matches_builtin_defaults():
 def test_readme_config_reference_is_current_and_complete():
     reference = config_reference()
     assert reference in (ROOT / "README.md").read_text(), (
-        "README Config reference is stale: paste `python -m pipeline.config`"
+        "README Config reference is stale: paste `python -m churn_pipeline.core.config`"
     )
     undocumented = [line for line in reference.splitlines()[2:] if line.endswith("|  |")]
     assert not undocumented, f"config keys without a description: {undocumented}"

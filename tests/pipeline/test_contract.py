@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from pipeline.contract import DISTINCT_FIRST_ROWS_PER_CUSTOMER
-from pipeline.errors import DataValidationError
-from pipeline.io import source_from_frames
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.data.contract import DISTINCT_FIRST_ROWS_PER_CUSTOMER
+from churn_pipeline.data.io import source_from_frames
 
 
 def customers(**overrides: list) -> pd.DataFrame:

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import Config
-from pipeline.errors import ConfigError, ExportError, OutputMissingError
-from pipeline.export import run_export
-from pipeline.export.files import CRM_COLUMNS
-from pipeline.export.webhook import LEDGER_NAME
-from pipeline.io import atomic_write_parquet
-from pipeline.scoring import AT_RISK_COLUMNS, AT_RISK_FILE, date_column, score_dir
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import Config
+from churn_pipeline.core.errors import ConfigError, ExportError, OutputMissingError
+from churn_pipeline.data.io import atomic_write_parquet
+from churn_pipeline.stages.export import run_export
+from churn_pipeline.stages.export.files import CRM_COLUMNS
+from churn_pipeline.stages.export.webhook import LEDGER_NAME
+from churn_pipeline.stages.score import AT_RISK_COLUMNS, AT_RISK_FILE, date_column, score_dir
 
 AS_OF = dt.date(2025, 3, 31)
 

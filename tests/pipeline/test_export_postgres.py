@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import Config
-from pipeline.errors import ExportError
-from pipeline.export import run_export
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import Config
+from churn_pipeline.core.errors import ExportError
+from churn_pipeline.stages.export import run_export
 from tests.pipeline.test_export import AS_OF, make_at_risk, publish
 
 pytestmark = pytest.mark.postgres

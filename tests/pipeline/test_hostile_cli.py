@@ -22,9 +22,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import Config
-from pipeline.errors import ConfigError
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import Config
+from churn_pipeline.core.errors import ConfigError
 from tests.pipeline.test_export import AS_OF, make_at_risk, publish
 from tests.pipeline.test_scoring import trained  # noqa: F401  (the fixture: one training for this module)
 
@@ -64,7 +64,7 @@ def test_score_top_zero_and_a_failing_summary_still_exit_0_once_published(traine
     def broken_printer(result, top):
         raise RuntimeError("terminal went away")
 
-    monkeypatch.setattr("pipeline.cli.score._print_scoring", broken_printer)
+    monkeypatch.setattr("churn_pipeline.cli.score._print_scoring", broken_printer)
     again = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert "printing their summary failed (RuntimeError: terminal went away)" in again.output
@@ -128,11 +128,11 @@ def test_model_trained_with_other_features_names_the_features_and_config_keys(tr
 
 
 def _killed_publish(scores: Path, as_of: str) -> Path:
-    """A real leftover: a process enters pipeline.io.atomic_directory, writes a file, and is SIGKILLed."""
+    """A real leftover: a process enters churn_pipeline.data.io.atomic_directory, writes a file, and is SIGKILLed."""
     code = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from pipeline.io import atomic_directory\n"
+        "from churn_pipeline.data.io import atomic_directory\n"
         "with atomic_directory(Path(sys.argv[1])) as tmp:\n"
         "    (tmp / 'scores.parquet').write_bytes(b'half a file')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -172,7 +172,7 @@ def test_scoring_removes_old_leftovers_of_killed_runs_but_not_live_ones(trained,
 
 
 def test_replaced_copies_are_removed_only_when_their_date_is_published(tmp_path):
-    from pipeline.scoring import remove_stale_publish_dirs
+    from churn_pipeline.stages.score import remove_stale_publish_dirs
 
     scores = tmp_path / "scores"
     published, orphan = scores / ".as_of=2025-01-01.old-4242", scores / ".as_of=2025-01-02.old-4243"

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import DataConfig
-from pipeline.errors import DataValidationError
-from pipeline.io import open_source, source_from_frames, utc_today
-from pipeline.training_set import compute_features, in_customer_order, load_or_build_training_set
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import DataConfig
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.data.io import open_source, source_from_frames, utc_today
+from churn_pipeline.stages.training_set import compute_features, in_customer_order, load_or_build_training_set
 from tests.pipeline.test_contract import customers, events, payments, surveys
 
 runner = CliRunner()
@@ -84,9 +84,9 @@ def test_csv_gives_the_same_training_set_as_parquet(company, company_as_csv, tmp
 
 @pytest.mark.slow
 def test_training_on_csv_and_on_parquet_gives_identical_scores(company, company_as_csv, tmp_path):
-    from models.registry import load_model
-    from pipeline.config import LightGBMConfig, ModelConfig
-    from pipeline.train import run_training
+    from churn_pipeline.core.config import LightGBMConfig, ModelConfig
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.stages.train import run_training
 
     model_cfg = ModelConfig(lightgbm=LightGBMConfig(n_estimators=40, num_leaves=8, min_child_samples=20))
     scores = []
@@ -277,7 +277,7 @@ def test_duplicate_rows_above_the_share_are_an_error(tmp_path):
 def test_duplicate_rows_below_the_share_are_a_warning(tmp_path, caplog):
     customers().to_parquet(tmp_path / "customers.parquet", index=False)
     many_events(199, repeated=1).to_parquet(tmp_path / "events.parquet", index=False)  # 1 of 200 = 0.5%
-    with caplog.at_level("WARNING", logger="pipeline.io"):
+    with caplog.at_level("WARNING", logger="churn_pipeline.data.io"):
         source = open_source(tmp_path, today=TODAY)
     assert "1 of 200 rows (0.50%) repeat another row" in caplog.text  # what a stage shows
     assert source.report.problems == []

@@ -10,8 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.errors import ConfigError, DataValidationError
-from pipeline.io import atomic_directory, atomic_write_json, atomic_write_parquet, open_source
+from churn_pipeline.core.errors import ConfigError, DataValidationError
+from churn_pipeline.data.io import atomic_directory, atomic_write_json, atomic_write_parquet, open_source
 from tests.pipeline.test_contract import customers, events
 
 

@@ -1,5 +1,5 @@
 """Scoring: ranking, tiers, list size and the run's checks on small hand-made data; the whole stage on the
-shared simulated company with a model trained by `pipeline.train.run_training` (slow)."""
+shared simulated company with a model trained by `churn_pipeline.stages.train.run_training` (slow)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import DriftConfig, FeatureConfig, LabelConfig, ScoringConfig, TierConfig
-from pipeline.errors import ConfigError, DataValidationError, DriftError, StaleDataError
-from pipeline.io import source_from_frames
-from pipeline.scoring import (
+from churn_pipeline.core.config import DriftConfig, FeatureConfig, LabelConfig, ScoringConfig, TierConfig
+from churn_pipeline.core.errors import ConfigError, DataValidationError, DriftError, StaleDataError
+from churn_pipeline.data.io import source_from_frames
+from churn_pipeline.stages.score import (
     check_drift,
     check_model_features,
     check_outputs,
@@ -172,7 +172,7 @@ RUN_FILES = {"scores.parquet", "at_risk.parquet", "manifest.json"}
 @pytest.fixture(scope="module")
 def trained(company, tmp_path_factory):
     """The shared company with a champion trained by `run_training` in a private working dir."""
-    from pipeline.train import run_training
+    from churn_pipeline.stages.train import run_training
 
     workdir = tmp_path_factory.mktemp("scoring-work")
     cfg = company.config_in(workdir, scoring=ScoringConfig(value_column="monthly_fee", value_months=12))
@@ -216,11 +216,11 @@ def _broken_copy(cfg, tmp_path, change) -> object:
 
 @pytest.mark.slow
 def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
-    from features.catalog import describe
-    from models.evaluate import top_k_count
-    from models.registry import load_model
-    from pipeline.scoring import run_scoring
-    from pipeline.training_set import compute_features
+    from churn_pipeline.features.catalog import describe
+    from churn_pipeline.models.evaluate import top_k_count
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.stages.score import run_scoring
+    from churn_pipeline.stages.training_set import compute_features
 
     cfg, training = trained
     result = run_scoring(cfg)
@@ -273,10 +273,10 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
 
 @pytest.mark.slow
 def test_treeshap_attribution_gives_treeshap_reasons(trained, tmp_path):
-    from features.catalog import describe
-    from models.registry import load_model
-    from pipeline.scoring import run_scoring
-    from pipeline.training_set import compute_features
+    from churn_pipeline.features.catalog import describe
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.stages.score import run_scoring
+    from churn_pipeline.stages.training_set import compute_features
 
     cfg, _ = trained
     cfg = cfg.model_copy(
@@ -304,7 +304,7 @@ def test_treeshap_attribution_gives_treeshap_reasons(trained, tmp_path):
 def test_rerunning_a_date_gives_byte_identical_outputs(trained):
     import json
 
-    from pipeline.scoring import run_scoring, score_dir
+    from churn_pipeline.stages.score import run_scoring, score_dir
 
     cfg, _ = trained
     as_of = run_scoring(cfg).as_of - dt.timedelta(days=1)
@@ -326,7 +326,7 @@ def test_rerunning_a_date_gives_byte_identical_outputs(trained):
 
 @pytest.mark.slow
 def test_stale_data_and_failed_validation_publish_nothing(trained, tmp_path):
-    from pipeline.scoring import run_scoring, score_dir
+    from churn_pipeline.stages.score import run_scoring, score_dir
 
     cfg, _ = trained
     previous = run_scoring(cfg, model_version=None)
@@ -352,7 +352,7 @@ def test_stale_data_and_failed_validation_publish_nothing(trained, tmp_path):
 
 @pytest.mark.slow
 def test_drift_above_fail_psi_fails_and_publishes_nothing_below_it_warns(trained, tmp_path):
-    from pipeline.scoring import run_scoring
+    from churn_pipeline.stages.score import run_scoring
 
     cfg, _ = trained
 
@@ -388,7 +388,7 @@ def test_cli_score_then_export_and_stale_exit_code(trained, tmp_path):
     import yaml
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from churn_pipeline.cli import app
 
     cfg, _ = trained
     out = tmp_path / "out"
@@ -426,8 +426,8 @@ def test_inactivity_models_score_only_customers_with_recent_activity(company, tm
     # has already churned by this definition and must not be scored or listed.
     import duckdb
 
-    from pipeline.scoring import run_scoring
-    from pipeline.train import run_training
+    from churn_pipeline.stages.score import run_scoring
+    from churn_pipeline.stages.train import run_training
 
     label = LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
     cfg = company.config_in(tmp_path, label=label)

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.cli import _common, app
-from pipeline.config import Config, public_config, redact
-from pipeline.errors import ExportError
+from churn_pipeline.cli import _common, app
+from churn_pipeline.core.config import Config, public_config, redact
+from churn_pipeline.core.errors import ExportError
 from tests.pipeline.test_export import LocalServer
 from tests.pipeline.test_export_postgres import pg_dsn  # noqa: F401  (the PostgreSQL server fixture)
 
@@ -57,8 +57,8 @@ def test_config_secrets_are_secretstr_and_dumps_show_them_redacted():
 
 
 def test_a_config_error_about_a_secret_shows_it_redacted(tmp_path):
-    from pipeline.config import load_config
-    from pipeline.errors import ConfigError
+    from churn_pipeline.core.config import load_config
+    from churn_pipeline.core.errors import ConfigError
 
     path = tmp_path / "c.yaml"
     path.write_text(f"export:\n  webhook:\n    url: ['https://crm.example.com/hook?token={SECRET}']\n")

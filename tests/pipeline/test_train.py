@@ -10,11 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-import pipeline.train as stage
-from models import evaluate
-from models.registry import load_model
-from pipeline.cli import app
-from pipeline.config import Config, LightGBMConfig, ModelConfig, TuningConfig
+import churn_pipeline.stages.train as stage
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import Config, LightGBMConfig, ModelConfig, TuningConfig
+from churn_pipeline.models import evaluate
+from churn_pipeline.models.registry import load_model
 from tests.models.synthetic import make_training_set
 
 PLOTS = {
@@ -278,13 +278,14 @@ def test_cli_evaluate_without_a_store_says_to_train_first(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_on_the_simulated_company(company, tmp_path):
     """Real training set from simulated data, oracle metrics, calibration against the true probabilities."""
-    from models.split import held_out_test
-    from pipeline.training_set import load_or_build_training_set
+    from churn_pipeline.models.split import held_out_test
+    from churn_pipeline.simulator.oracle import oracle_for, snapshot_probabilities
+    from churn_pipeline.stages.training_set import load_or_build_training_set
 
     cfg = company.config_in(tmp_path / "work")
     # calibration is checked on the test rows below: the registered model must not have learnt them
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"final_fit": "development"})})
-    result = stage.run_training(cfg)
+    result = stage.run_training(cfg, oracle=oracle_for(cfg))
     ev = result.evaluation
     assert {"lightgbm", "logistic", "blend", "recency", "oracle"} <= set(ev.metrics)
     assert result.decision.promoted and result.model_version == "1"
@@ -302,7 +303,7 @@ def test_end_to_end_on_the_simulated_company(company, tmp_path):
     model, _ = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
     test, _ = held_out_test(load_or_build_training_set(cfg, progress=False).frame, cfg.model)
     p = model.predict(None, test)
-    truth, _ = stage.oracle_probabilities(cfg, test)
+    truth, _ = snapshot_probabilities(cfg, test)
     y = test["label"].to_numpy()
     assert abs(p.mean() - y.mean()) < 0.01
     assert abs(p.mean() - truth.mean()) < 0.015
@@ -315,6 +316,6 @@ def test_end_to_end_on_the_simulated_company(company, tmp_path):
     assert evaluate.expected_calibration_error(y, p) < max(0.02, evaluate.expected_calibration_error(y, raw))
 
     # the champion evaluates to the same numbers in its own run
-    again = stage.run_evaluation(cfg)
+    again = stage.run_evaluation(cfg, oracle=oracle_for(cfg))
     assert again.evaluation.metrics["model"]["roc_auc"] == pytest.approx(lgbm["roc_auc"])
     assert again.evaluation.metrics["oracle"]["roc_auc"] == pytest.approx(oracle["roc_auc"])

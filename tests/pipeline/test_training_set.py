@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.training_set as ts_module
-from features.labels import snapshot_dates
-from pipeline.cli import app
-from pipeline.config import Config, FeatureConfig, LabelConfig, SnapshotConfig
-from pipeline.errors import ConfigError, DataValidationError
-from pipeline.io import open_source
-from pipeline.training_set import (
+import churn_pipeline.stages.training_set as ts_module
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import Config, FeatureConfig, LabelConfig, SnapshotConfig
+from churn_pipeline.core.errors import ConfigError, DataValidationError
+from churn_pipeline.data.io import open_source
+from churn_pipeline.features.labels import snapshot_dates
+from churn_pipeline.stages.training_set import (
     compute_features,
     feature_table_path,
     load_or_build_training_set,

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from churn_pipeline.cli import app
 
 runner = CliRunner()
 

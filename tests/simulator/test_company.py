@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import SimulationConfig
-from pipeline.errors import ConfigError
-from pipeline.io import open_source
-from simulator.company import EVENT_TYPES, SUPPORT_CHANNELS, simulate_company
+from churn_pipeline.core.config import SimulationConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.data.io import open_source
+from churn_pipeline.simulator.company import EVENT_TYPES, SUPPORT_CHANNELS, simulate_company
 
 SMALL = SimulationConfig(customers=2_500, months=4, seed=5, chunk_customers=1_000)  # 3 chunks
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline.errors import ConfigError
-from simulator.oracle import true_churn_probability
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.simulator.oracle import true_churn_probability
 
 AS_OFS = (dt.date(2024, 5, 15), dt.date(2024, 8, 7), dt.date(2024, 10, 30))  # Wednesdays: windows cut weeks
 

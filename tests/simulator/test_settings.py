@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from pipeline.config import NoiseConfig, SimulationConfig
-from pipeline.io import open_source
-from simulator.company import PLANS, simulate_company
+from churn_pipeline.core.config import NoiseConfig, SimulationConfig
+from churn_pipeline.data.io import open_source
+from churn_pipeline.simulator.company import PLANS, simulate_company
 
 BASE = SimulationConfig(customers=3_000, months=6, seed=13, chunk_customers=1_000)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import Config
-from pipeline.errors import ConfigError, ExportError, OutputMissingError
-from pipeline.scoring import AT_RISK_FILE, published_as_of_dates, score_dir
+from churn_pipeline.core.config import Config
+from churn_pipeline.core.errors import ConfigError, ExportError, OutputMissingError
+from churn_pipeline.stages.score import AT_RISK_FILE, published_as_of_dates, score_dir
 
 TARGETS = ("csv", "jsonl", "webhook", "postgres")
 
@@ -61,7 +61,7 @@ def run_export(cfg: Config, as_of: dt.date | None, target: str, *, progress: boo
     n = len(at_risk)
 
     if target in ("csv", "jsonl"):
-        from pipeline.export.files import write_csv, write_jsonl
+        from churn_pipeline.stages.export.files import write_csv, write_jsonl
 
         out = cfg.export_dir / f"at_risk_{as_of.isoformat()}.{target}"
         (write_csv if target == "csv" else write_jsonl)(at_risk, out)
@@ -70,8 +70,8 @@ def run_export(cfg: Config, as_of: dt.date | None, target: str, *, progress: boo
         )
 
     if target == "webhook":
-        from pipeline.export.webhook import LEDGER_NAME, deliver
-        from pipeline.io import file_sha256
+        from churn_pipeline.data.io import file_sha256
+        from churn_pipeline.stages.export.webhook import LEDGER_NAME, deliver
 
         sha = file_sha256(path)
         report = deliver(
@@ -101,7 +101,7 @@ def run_export(cfg: Config, as_of: dt.date | None, target: str, *, progress: boo
             raise err
         return result
 
-    from pipeline.export.postgres import upsert
+    from churn_pipeline.stages.export.postgres import upsert
 
     pg = upsert(at_risk, as_of, cfg.export.postgres)
     return ExportResult(

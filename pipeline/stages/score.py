@@ -22,19 +22,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.config import Config, DriftConfig, FeatureConfig, ScoringConfig, TierConfig
-from pipeline.errors import ConfigError, DataValidationError, DriftError, StaleDataError
-from pipeline.progress import Steps
+from churn_pipeline.core.config import Config, DriftConfig, FeatureConfig, ScoringConfig, TierConfig
+from churn_pipeline.core.errors import ConfigError, DataValidationError, DriftError, StaleDataError
+from churn_pipeline.core.progress import Steps
 
 log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.parquet"
 AT_RISK_FILE = "at_risk.parquet"
 MANIFEST_FILE = "manifest.json"
-# Delivery state of the webhook export, kept beside the list it describes (see pipeline.export.webhook).
+# Delivery state of the webhook export, kept beside the list it describes (see churn_pipeline.stages.export.webhook).
 _CARRIED_OVER = ("webhook_ledger.json",)
 _DIR_RE = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
-# What pipeline.io.atomic_directory leaves when a run dies mid-publish: its temp dir
+# What churn_pipeline.data.io.atomic_directory leaves when a run dies mid-publish: its temp dir
 # (`.as_of=DATE.<mkdtemp's 8 chars>.tmp`) and, killed between its two renames, the replaced `.as_of=DATE.old-PID`.
 _PUBLISH_LEFTOVER_RE = re.compile(r"^\.(as_of=\d{4}-\d{2}-\d{2})\.(?:[a-z0-9_]{8}\.tmp|old-\d+)$")
 # A leftover is removed only when nothing in it changed for this long before the current run started: a
@@ -97,7 +97,7 @@ class ScoringResult:
 
 def newest_activity(source, as_of: dt.date) -> tuple[dt.date | None, str | None]:
     """Date of the newest activity known at `as_of` (events, else the other activity tables) and its table."""
-    from features.base import known_at
+    from churn_pipeline.features.base import known_at
 
     tables = source.tables
     names = (
@@ -224,7 +224,7 @@ _ATTRIBUTE_KEYS = "features.exclude_attributes / categorical_attributes / numeri
 
 def feature_cause(name: str, cfg: FeatureConfig, *, produced: bool) -> str:
     """Why the current config produces (`produced`) or does not produce a feature: the deciding config key."""
-    from features.catalog import family
+    from churn_pipeline.features.catalog import family
 
     fam = family(name)
     if fam == "attributes":
@@ -332,7 +332,7 @@ def list_size_pct(cfg: ScoringConfig, metadata: dict, fallback_pct: float) -> tu
 def risk_tiers(rank: np.ndarray, list_size: int, tiers: tuple[TierConfig, ...]) -> np.ndarray:
     """Tier name per rank: the first tier whose top-% of the `list_size` listed customers holds the rank
     (None beyond all tiers). Shares of the list, not of every customer, so a small list still has tiers."""
-    from models.evaluate import top_k_count
+    from churn_pipeline.models.evaluate import top_k_count
 
     cutoffs = np.array([top_k_count(list_size, t.top_pct) for t in tiers], dtype=np.int64)
     names = np.array([t.name for t in tiers] + [None], dtype=object)
@@ -371,12 +371,12 @@ def run_scoring(
 def _run(
     cfg: Config, as_of: dt.date | None, model_version: str | None, steps: Steps, started: float
 ) -> ScoringResult:
-    from features.labels import labelled_customers
-    from models.evaluate import top_k_count
-    from models.reasons import explain
-    from models.registry import load_model
-    from pipeline.io import open_source
-    from pipeline.training_set import compute_features
+    from churn_pipeline.data.io import open_source
+    from churn_pipeline.features.labels import labelled_customers
+    from churn_pipeline.models.evaluate import top_k_count
+    from churn_pipeline.models.reasons import explain
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.stages.training_set import compute_features
 
     sc = cfg.scoring
     with steps.step("open and validate data"):
@@ -528,7 +528,7 @@ def _customer_table(source, value_column: str | None) -> pd.DataFrame:
 
 
 def _population_stability(model, features: pd.DataFrame) -> pd.Series:
-    from models.drift import population_stability
+    from churn_pipeline.models.drift import population_stability
 
     if not model.reference or not model.reference.get("features"):
         log.warning("the model carries no drift reference: drift check skipped")
@@ -567,7 +567,7 @@ def remove_stale_publish_dirs(scores_root: Path, older_than: float) -> list[str]
 
 def _publish(final: Path, scores: pd.DataFrame, at_risk: pd.DataFrame, manifest: dict, steps: Steps) -> dict:
     """Write the three outputs into a temp dir that replaces `final` whole; return the files' SHA-256."""
-    from pipeline.io import atomic_directory, atomic_write_json, atomic_write_parquet, file_sha256
+    from churn_pipeline.data.io import atomic_directory, atomic_write_json, atomic_write_parquet, file_sha256
 
     with atomic_directory(final) as tmp:
         files = {}

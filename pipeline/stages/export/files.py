@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.io import atomic_write_text
+from churn_pipeline.data.io import atomic_write_text
 
 # The CRM import layout: fixed column order, so a CRM mapping set up once keeps working.
 CRM_COLUMNS = (

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.errors import DataValidationError
 
 Kind = Literal["id", "date", "timestamp", "string", "float", "int", "bool"]
 

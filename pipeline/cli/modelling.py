@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli._common import (
+from churn_pipeline.cli._common import (
     ConfigOpt,
     DataOpt,
     OutOpt,
@@ -17,7 +17,7 @@ from pipeline.cli._common import (
     print_after_publish,
     reported_errors,
 )
-from pipeline.config import redact
+from churn_pipeline.core.config import redact
 
 app = typer.Typer()
 
@@ -46,7 +46,7 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
-    from pipeline.train import ORACLE
+    from churn_pipeline.stages.train import ORACLE
 
     chosen = evaluation.chosen
     scorers = [chosen] + [k for k in evaluation.metrics if k not in (chosen, ORACLE)]
@@ -87,10 +87,11 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
     cross-validation for a single snapshot), register the best on validation after refitting it, log
     everything to MLflow and promote it to champion only if it beats the current one."""
     with reported_errors():
-        from pipeline.train import run_training
+        from churn_pipeline.simulator.oracle import oracle_for
+        from churn_pipeline.stages.train import run_training
 
         cfg = load(config, data, out)
-        result = run_training(cfg, progress=True)
+        result = run_training(cfg, progress=True, oracle=oracle_for(cfg))
     print_after_publish(
         f"model {result.model_name} v{result.model_version} (registered)", _print_training, result, cfg
     )
@@ -150,10 +151,11 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model version (default: the champion) on the latest test snapshots."""
     with reported_errors():
-        from pipeline.train import run_evaluation
+        from churn_pipeline.simulator.oracle import oracle_for
+        from churn_pipeline.stages.train import run_evaluation
 
         cfg = load(config, data, out)
-        result = run_evaluation(cfg, version, progress=True)
+        result = run_evaluation(cfg, version, progress=True, oracle=oracle_for(cfg))
     print_after_publish(f"the evaluation run {result.run_id} (logged)", _print_evaluation_run, result, cfg)
 
 

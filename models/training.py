@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.calibration import Calibrator, fit_calibrator
-from models.candidates import CANDIDATES, Context, Fitted, Schema, Selection, select, sigmoid
-from models.encoding import observed_categories, with_categories
-from models.split import Split
-from pipeline.config import ModelConfig
-from pipeline.errors import DataValidationError
+from churn_pipeline.core.config import ModelConfig
+from churn_pipeline.core.errors import DataValidationError
+from churn_pipeline.models.calibration import Calibrator, fit_calibrator
+from churn_pipeline.models.candidates import CANDIDATES, Context, Fitted, Schema, Selection, select, sigmoid
+from churn_pipeline.models.encoding import observed_categories, with_categories
+from churn_pipeline.models.split import Split
 
 
 def check_features(frame: pd.DataFrame, feature_names: list[str], what: str) -> None:

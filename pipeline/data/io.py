@@ -33,9 +33,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.inputs import TABLE_NAMES, SourceTables
-from pipeline.config import DataConfig
-from pipeline.contract import (
+from churn_pipeline.core.config import DataConfig
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.core.tables import TABLE_NAMES, SourceTables
+from churn_pipeline.data.contract import (
     ALL_NULL,
     TABLES,
     ExtraColumn,
@@ -50,7 +51,6 @@ from pipeline.contract import (
     schema_problems,
     type_ok,
 )
-from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

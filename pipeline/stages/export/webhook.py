@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 import requests
 
-from pipeline.config import WEBHOOK_URL_ENV, WebhookConfig, export_secrets, redact
-from pipeline.errors import ConfigError
-from pipeline.export.files import crm_frame
-from pipeline.io import atomic_write_json
+from churn_pipeline.core.config import WEBHOOK_URL_ENV, WebhookConfig, export_secrets, redact
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.data.io import atomic_write_json
+from churn_pipeline.stages.export.files import crm_frame
 
 log = logging.getLogger(__name__)
 

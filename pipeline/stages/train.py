@@ -11,8 +11,8 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -20,12 +20,15 @@ import pandas as pd
 import yaml
 from mlflow.tracking import MlflowClient
 
-from models import evaluate, plots
-from models.calibration import fit_calibrator
-from models.churn_model import ChurnModel, mlflow_column_type
-from models.drift import reference_profile
-from models.evaluate import ProfitCurve
-from models.registry import (
+from churn_pipeline.core.config import Config, public_config
+from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.core.progress import Steps
+from churn_pipeline.models import evaluate, plots
+from churn_pipeline.models.calibration import fit_calibrator
+from churn_pipeline.models.churn_model import ChurnModel, mlflow_column_type
+from churn_pipeline.models.drift import reference_profile
+from churn_pipeline.models.evaluate import ProfitCurve
+from churn_pipeline.models.registry import (
     GateDecision,
     load_model,
     log_churn_model,
@@ -34,15 +37,22 @@ from models.registry import (
     sqlite_path,
     use_tracking,
 )
-from models.split import Split, held_out_test, out_of_time_split, sample_mask, sampling_rate, split_dates
-from models.train import Trained, refit_chosen, train_candidates
-from pipeline.config import Config, public_config
-from pipeline.errors import ConfigError
-from pipeline.progress import Steps
+from churn_pipeline.models.split import (
+    Split,
+    held_out_test,
+    out_of_time_split,
+    sample_mask,
+    sampling_rate,
+    split_dates,
+)
+from churn_pipeline.models.training import Trained, refit_chosen, train_candidates
 
 log = logging.getLogger(__name__)
 
 MODEL, ORACLE = "model", "oracle"
+# A reference scorer of test rows handed in by the caller (the CLI passes the simulator's oracle): the true
+# churn probabilities of a frame's rows, or None and a note saying why there are none.
+Oracle = Callable[[pd.DataFrame], tuple[np.ndarray | None, str | None]]
 _SUMMARY_ROWS = 3000  # customers in the contribution summary plot
 
 
@@ -112,7 +122,7 @@ class EvaluationResult:
 
 # -- helpers ------------------------------------------------------------------------------------------------
 def _training_set(cfg: Config, progress: bool):
-    from pipeline.training_set import load_or_build_training_set
+    from churn_pipeline.stages.training_set import load_or_build_training_set
 
     return load_or_build_training_set(cfg, progress=progress)
 
@@ -153,30 +163,6 @@ def flatten_config(cfg: Config) -> dict[str, str]:
 
     walk("", public_config(cfg))
     return out
-
-
-def oracle_probabilities(cfg: Config, frame: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
-    """The simulator's true churn probabilities of the rows of `frame` (per snapshot), or None and why not."""
-    if cfg.data.oracle is None:
-        return None, None
-    if cfg.label.kind != "cancellation":
-        return None, f"oracle skipped: it knows cancellation risk, the label is '{cfg.label.kind}'"
-    truth = Path(cfg.data.oracle)
-    if not truth.exists():
-        raise ConfigError(
-            f"data.oracle {truth} does not exist: point it at the simulator's ground-truth folder or set it to null"
-        )
-    from simulator.oracle import true_churn_probability
-
-    out = np.empty(len(frame), dtype=np.float64)
-    snap = pd.to_datetime(frame["snapshot_date"]).dt.date.to_numpy()
-    ids = frame["customer_id"].to_numpy()
-    for day in sorted(set(snap)):  # a handful of test snapshots
-        mask = snap == day
-        out[mask] = np.asarray(
-            true_churn_probability(truth, ids[mask], day, cfg.label.horizon_days), dtype=np.float64
-        )
-    return out, None
 
 
 def evaluate_scores(
@@ -301,11 +287,12 @@ def _dates(values: list[dt.date]) -> list[str]:
 
 
 # -- stages -------------------------------------------------------------------------------------------------
-def run_training(cfg: Config, *, progress: bool = False) -> TrainingResult:
-    """Train, evaluate, log, register and gate one churn model (see module docstring)."""
+def run_training(cfg: Config, *, progress: bool = False, oracle: Oracle | None = None) -> TrainingResult:
+    """Train, evaluate, log, register and gate one churn model (see module docstring); `oracle` (the
+    simulator's, handed in by the CLI) is reported beside the model on the test rows."""
     steps = Steps(total=8 if cfg.model.final_fit == "all" else 7, progress=progress, title="training")
     try:
-        return _train(cfg, steps)
+        return _train(cfg, steps, oracle)
     finally:
         steps.close()
 
@@ -323,7 +310,7 @@ def _rss(what: str) -> None:
     log.debug("memory at %s: rss %.2f GB, peak %.2f GB", what, gb.get("VmRSS", 0), gb.get("VmHWM", 0))
 
 
-def _train(cfg: Config, steps: Steps) -> TrainingResult:
+def _train(cfg: Config, steps: Steps, oracle_of: Oracle | None) -> TrainingResult:
     start = time.perf_counter()
     mc = cfg.model
 
@@ -372,7 +359,7 @@ def _train(cfg: Config, steps: Steps) -> TrainingResult:
         scores[chosen] = model.predict(None, split.test)
         baselines = _baseline_probabilities(split, cfg)
         scores.update(baselines)
-        oracle, note = oracle_probabilities(cfg, split.test)
+        oracle, note = oracle_of(split.test) if oracle_of else (None, None)
         if oracle is not None:
             scores[ORACLE] = oracle
         # The list size is chosen on the validation (out-of-fold) predictions of the chosen candidate, per
@@ -561,7 +548,7 @@ def _training_rows(ts, mc) -> tuple[pd.DataFrame, float | None]:
     snapshots already sampled at the rate the whole set needs (`models.split.sampling_rate` of the manifest's
     counts; the split samples them again by the same rule, which keeps them all). The rate, or None when the
     rows come whole from memory."""
-    from pipeline.training_set import TrainingSet
+    from churn_pipeline.stages.training_set import TrainingSet
 
     snapshots = ts.manifest.get("snapshots") or []
     if not isinstance(ts, TrainingSet) or len(snapshots) < 2:
@@ -655,16 +642,18 @@ def _log_selection(trained: Trained) -> None:
                 MlflowClient().log_batch(run_id, metrics=history[i : i + 1000])
 
 
-def run_evaluation(cfg: Config, version: str | None = None, *, progress: bool = False) -> EvaluationResult:
+def run_evaluation(
+    cfg: Config, version: str | None = None, *, progress: bool = False, oracle: Oracle | None = None
+) -> EvaluationResult:
     """Evaluate a registered version (default: the champion) on the latest test snapshots; log a new run."""
     steps = Steps(total=4, progress=progress, title="evaluation")
     try:
-        return _evaluate(cfg, version, steps)
+        return _evaluate(cfg, version, steps, oracle)
     finally:
         steps.close()
 
 
-def _evaluate(cfg: Config, version: str | None, steps: Steps) -> EvaluationResult:
+def _evaluate(cfg: Config, version: str | None, steps: Steps, oracle_of: Oracle | None) -> EvaluationResult:
     start = time.perf_counter()
     with steps.step("load model"):
         model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model, version)
@@ -681,7 +670,7 @@ def _evaluate(cfg: Config, version: str | None, steps: Steps) -> EvaluationResul
     with steps.step("score test snapshots"):
         labels = test["label"].to_numpy()
         scores = {MODEL: model.predict(None, test)}
-        oracle, note = oracle_probabilities(cfg, test)
+        oracle, note = oracle_of(test) if oracle_of else (None, None)
         if oracle is not None:
             scores[ORACLE] = oracle
         pct = model.metadata.get("optimal_list_pct")

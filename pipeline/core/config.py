@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.errors import ConfigError
+from churn_pipeline.core.errors import ConfigError
 
 
 class _Section(BaseModel):
@@ -660,5 +660,5 @@ def config_reference() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # `python -m pipeline.config` prints the README's Config reference
+if __name__ == "__main__":  # `python -m churn_pipeline.core.config` prints the README's Config reference
     print(config_reference())

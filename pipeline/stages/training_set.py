@@ -30,12 +30,18 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from features.btyd import add_btyd_columns
-from features.build import FEATURE_SET_VERSION, categorical_features, feature_table
-from features.labels import churn_labels, snapshot_dates
-from pipeline.config import Config
-from pipeline.errors import ConfigError, DataValidationError
-from pipeline.io import Source, atomic_directory, atomic_write_json, atomic_write_parquet, open_source
+from churn_pipeline.core.config import Config
+from churn_pipeline.core.errors import ConfigError, DataValidationError
+from churn_pipeline.data.io import (
+    Source,
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_parquet,
+    open_source,
+)
+from churn_pipeline.features.btyd import add_btyd_columns
+from churn_pipeline.features.build import FEATURE_SET_VERSION, categorical_features, feature_table
+from churn_pipeline.features.labels import churn_labels, snapshot_dates
 
 log = logging.getLogger(__name__)
 

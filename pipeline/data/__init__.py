@@ -1,0 +1,1 @@
+"""Data access: the input contract and its checks, reading sources and publishing outputs atomically."""

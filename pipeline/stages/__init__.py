@@ -1,0 +1,1 @@
+"""Stages: read inputs, call features/ and models/, write outputs (training set, train, evaluate, score, export)."""
