@@ -54,9 +54,9 @@ import pyarrow.parquet as pq
 
 from churn_pipeline.core.config import NoiseConfig, SimulationConfig
 from churn_pipeline.core.errors import ConfigError
+from churn_pipeline.core.tables import TABLE_NAMES
 from churn_pipeline.data.io import atomic_directory
 
-TABLES = ("customers", "events", "support_contacts", "surveys", "payments")
 TRUTH_HAZARD = "hazard.parquet"
 TRUTH_CUSTOMERS = "customers.parquet"
 TRUTH_META = "truth.json"
@@ -1052,7 +1052,7 @@ def simulate_company(
         raise ConfigError(
             f"the data folder and the truth folder are both {out_dir}; give the truth its own folder"
         )
-    _check_replaceable(out_dir, {f"{t}.parquet" for t in TABLES}, "data folder")
+    _check_replaceable(out_dir, {f"{t}.parquet" for t in TABLE_NAMES}, "data folder")
     _check_replaceable(truth_dir, set(TRUTH_FILES), "truth folder")
     tl = _Timeline.of(cfg)
     new_share = _new_customer_share(cfg)

@@ -1,10 +1,78 @@
-"""The input tables every feature and label builder takes."""
+"""The one list of input tables and their columns (the data contract v1, declared once), and the ibis view of them
+that every feature and label builder takes. The contract's checks (`churn_pipeline.data.contract`) compile
+these declarations to SQL; the simulator writes these tables; the IO layer reads them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import ibis.expr.types as ir
+
+Kind = Literal["id", "date", "timestamp", "string", "float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = True  # the column must exist
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    required: bool = False
+    # (later column, earlier column): the later one must not be before the earlier one.
+    ordered: tuple[tuple[str, str], ...] = ()
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+# Tables where an exact repeat of a row is a repeated record (customers has its unique-id rule instead).
+DUPLICATE_CHECKED = ("events", "support_contacts", "surveys", "payments")
+
+_ID = Column("customer_id", "id")
+_TS = Column("ts", "timestamp")
+
+TABLES: dict[str, TableSpec] = {
+    "customers": TableSpec(
+        "customers",
+        (_ID, Column("signup_date", "date"), Column("churn_date", "date", nullable=True)),
+        required=True,
+        ordered=(("churn_date", "signup_date"),),
+    ),
+    "events": TableSpec(
+        "events",
+        (_ID, _TS, Column("event_type", "string"), Column("amount", "float", required=False, nullable=True)),
+    ),
+    "support_contacts": TableSpec(
+        "support_contacts",
+        (
+            _ID,
+            _TS,
+            Column("channel", "string"),
+            Column("is_complaint", "bool"),
+            Column("response_minutes", "float", required=False, nullable=True, min=0),
+            Column("resolved_ts", "timestamp", required=False, nullable=True),
+            Column("csat", "int", required=False, nullable=True, min=1, max=5),
+        ),
+        ordered=(("resolved_ts", "ts"),),
+    ),
+    "surveys": TableSpec("surveys", (_ID, _TS, Column("nps", "int", min=0, max=10))),
+    "payments": TableSpec(
+        "payments",
+        (_ID, _TS, Column("amount", "float"), Column("status", "string", allowed=("paid", "failed"))),
+    ),
+}
+
+TABLE_NAMES = tuple(TABLES)
 
 
 @dataclass(frozen=True)
@@ -26,6 +94,3 @@ class SourceTables:
     def present(self) -> list[str]:
         """Names of the tables this source has."""
         return [n for n in TABLE_NAMES if getattr(self, n) is not None]
-
-
-TABLE_NAMES = ("customers", "events", "support_contacts", "surveys", "payments")

@@ -15,37 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import numpy as np
 
 from churn_pipeline.core.errors import DataValidationError
-
-Kind = Literal["id", "date", "timestamp", "string", "float", "int", "bool"]
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: Kind
-    required: bool = True  # the column must exist
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    allowed: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    columns: tuple[Column, ...]
-    required: bool = False
-    # (later column, earlier column): the later one must not be before the earlier one.
-    ordered: tuple[tuple[str, str], ...] = ()
-
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+from churn_pipeline.core.tables import DUPLICATE_CHECKED, Column, Kind, TableSpec
 
 
 @dataclass(frozen=True)
@@ -64,43 +40,6 @@ class Limits:
     def last_allowed_date(self) -> dt.date:
         return self.reference_date + dt.timedelta(days=self.max_future_days)
 
-
-# Tables where an exact repeat of a row is a repeated record (customers has its unique-id rule instead).
-DUPLICATE_CHECKED = ("events", "support_contacts", "surveys", "payments")
-
-_ID = Column("customer_id", "id")
-_TS = Column("ts", "timestamp")
-
-TABLES: dict[str, TableSpec] = {
-    "customers": TableSpec(
-        "customers",
-        (_ID, Column("signup_date", "date"), Column("churn_date", "date", nullable=True)),
-        required=True,
-        ordered=(("churn_date", "signup_date"),),
-    ),
-    "events": TableSpec(
-        "events",
-        (_ID, _TS, Column("event_type", "string"), Column("amount", "float", required=False, nullable=True)),
-    ),
-    "support_contacts": TableSpec(
-        "support_contacts",
-        (
-            _ID,
-            _TS,
-            Column("channel", "string"),
-            Column("is_complaint", "bool"),
-            Column("response_minutes", "float", required=False, nullable=True, min=0),
-            Column("resolved_ts", "timestamp", required=False, nullable=True),
-            Column("csat", "int", required=False, nullable=True, min=1, max=5),
-        ),
-        ordered=(("resolved_ts", "ts"),),
-    ),
-    "surveys": TableSpec("surveys", (_ID, _TS, Column("nps", "int", min=0, max=10))),
-    "payments": TableSpec(
-        "payments",
-        (_ID, _TS, Column("amount", "float"), Column("status", "string", allowed=("paid", "failed"))),
-    ),
-}
 
 _INTEGER_TYPES = {
     "TINYINT",
@@ -472,7 +411,7 @@ def check_table(
         if message:
             (problems if is_error else warnings).append(message)
     if spec.name == "customers" and "customer_id" in raw_schema:
-        norm_id = normalised_expr(_ID, raw_schema["customer_id"], id_type)
+        norm_id = normalised_expr(spec.column("customer_id"), raw_schema["customer_id"], id_type)
         dup = con.execute(
             f"SELECT COUNT(*), SUM(n), LIST(id ORDER BY id)[1:3] FROM "
             f"(SELECT {norm_id} AS id, COUNT(*) AS n FROM {view} WHERE {norm_id} IS NOT NULL "

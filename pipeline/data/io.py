@@ -35,13 +35,11 @@ import pyarrow.parquet as pq
 
 from churn_pipeline.core.config import DataConfig
 from churn_pipeline.core.errors import ConfigError
-from churn_pipeline.core.tables import TABLE_NAMES, SourceTables
+from churn_pipeline.core.tables import TABLE_NAMES, TABLES, SourceTables, TableSpec
 from churn_pipeline.data.contract import (
     ALL_NULL,
-    TABLES,
     ExtraColumn,
     Limits,
-    TableSpec,
     ValidationReport,
     check_table,
     empty_problem,

@@ -22,18 +22,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from churn_pipeline.core.artifacts import (
+    AT_RISK_COLUMNS,
+    AT_RISK_FILE,
+    MANIFEST_FILE,
+    SCORES_COLUMNS,
+    SCORES_FILE,
+    WEBHOOK_LEDGER_FILE,
+    score_dir,
+)
 from churn_pipeline.core.config import Config, DriftConfig, FeatureConfig, ScoringConfig, TierConfig
 from churn_pipeline.core.errors import ConfigError, DataValidationError, DriftError, StaleDataError
 from churn_pipeline.core.progress import Steps
 
 log = logging.getLogger(__name__)
 
-SCORES_FILE = "scores.parquet"
-AT_RISK_FILE = "at_risk.parquet"
-MANIFEST_FILE = "manifest.json"
-# Delivery state of the webhook export, kept beside the list it describes (see churn_pipeline.stages.export.webhook).
-_CARRIED_OVER = ("webhook_ledger.json",)
-_DIR_RE = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+# Delivery state of the exports, kept beside the list it describes (see churn_pipeline.stages.export.webhook).
+_CARRIED_OVER = (WEBHOOK_LEDGER_FILE,)
 # What churn_pipeline.data.io.atomic_directory leaves when a run dies mid-publish: its temp dir
 # (`.as_of=DATE.<mkdtemp's 8 chars>.tmp`) and, killed between its two renames, the replaced `.as_of=DATE.old-PID`.
 _PUBLISH_LEFTOVER_RE = re.compile(r"^\.(as_of=\d{4}-\d{2}-\d{2})\.(?:[a-z0-9_]{8}\.tmp|old-\d+)$")
@@ -41,39 +46,6 @@ _PUBLISH_LEFTOVER_RE = re.compile(r"^\.(as_of=\d{4}-\d{2}-\d{2})\.(?:[a-z0-9_]{8
 # live run writes its files within seconds of creating the folder, so it is never this old.
 STALE_PUBLISH_MARGIN_SECONDS = 15 * 60
 _ACTIVITY_TABLES = ("events", "support_contacts", "surveys", "payments")
-
-SCORES_COLUMNS = ["customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version"]
-AT_RISK_COLUMNS = [
-    "customer_id",
-    "churn_probability",
-    "risk_tier",
-    "expected_value_at_risk",
-    "reason_1",
-    "reason_2",
-    "reason_3",
-    "suggested_action",
-    "rank",
-    "as_of",
-    "model_version",
-]
-
-
-def score_dir(workdir: Path, as_of: dt.date) -> Path:
-    """Where the outputs of one as-of date live."""
-    return Path(workdir) / "scores" / f"as_of={as_of.isoformat()}"
-
-
-def published_as_of_dates(workdir: Path) -> list[dt.date]:
-    """As-of dates with a published at-risk list, ascending."""
-    root = Path(workdir) / "scores"
-    if not root.is_dir():
-        return []
-    dates = []
-    for p in root.iterdir():
-        m = _DIR_RE.match(p.name)
-        if m and (p / AT_RISK_FILE).is_file():
-            dates.append(dt.date.fromisoformat(m.group(1)))
-    return sorted(dates)
 
 
 @dataclass
@@ -314,7 +286,7 @@ def rank_scores(
     frame["percentile"] = 100.0 * (n - rank + 1) / max(n, 1)
     frame["as_of"] = date_column(as_of, n)
     frame["model_version"] = str(model_version)
-    return frame[SCORES_COLUMNS]
+    return frame[list(SCORES_COLUMNS)]
 
 
 def list_size_pct(cfg: ScoringConfig, metadata: dict, fallback_pct: float) -> tuple[float, str]:
@@ -451,7 +423,7 @@ def _run(
         at_risk["rank"] = top["rank"].to_numpy()
         at_risk["as_of"] = date_column(as_of, k)
         at_risk["model_version"] = str(version)
-        at_risk = at_risk[AT_RISK_COLUMNS]
+        at_risk = at_risk[list(AT_RISK_COLUMNS)]
 
     with steps.step("checks"):
         check_outputs(scores, at_risk, customers, as_of)

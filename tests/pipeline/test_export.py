@@ -17,13 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from churn_pipeline.cli import app
+from churn_pipeline.core.artifacts import AT_RISK_COLUMNS, AT_RISK_FILE, WEBHOOK_LEDGER_FILE, score_dir
 from churn_pipeline.core.config import Config
 from churn_pipeline.core.errors import ConfigError, ExportError, OutputMissingError
 from churn_pipeline.data.io import atomic_write_parquet
 from churn_pipeline.stages.export import run_export
 from churn_pipeline.stages.export.files import CRM_COLUMNS
-from churn_pipeline.stages.export.webhook import LEDGER_NAME
-from churn_pipeline.stages.score import AT_RISK_COLUMNS, AT_RISK_FILE, date_column, score_dir
+from churn_pipeline.stages.score import date_column
 
 AS_OF = dt.date(2025, 3, 31)
 
@@ -46,7 +46,7 @@ def make_at_risk(n: int, as_of: dt.date = AS_OF, seed: int = 0, version: str = "
             "as_of": date_column(as_of, n),
             "model_version": version,
         }
-    )[AT_RISK_COLUMNS]
+    )[list(AT_RISK_COLUMNS)]
 
 
 def publish(cfg: Config, frame: pd.DataFrame, as_of: dt.date = AS_OF) -> None:
@@ -214,7 +214,7 @@ def _webhook_cfg(tmp_path, url, **webhook) -> Config:
 
 
 def _ledger_keys(cfg: Config) -> set[str]:
-    ledger = json.loads((score_dir(cfg.workdir, AS_OF) / LEDGER_NAME).read_text())
+    ledger = json.loads((score_dir(cfg.workdir, AS_OF) / WEBHOOK_LEDGER_FILE).read_text())
     return {k for state in ledger["endpoints"].values() for k in state["acknowledged"]}
 
 
@@ -284,7 +284,7 @@ def test_webhook_endpoint_down_gives_up_after_retries_and_stops(tmp_path):
     assert result.details["retries"] == 2
     assert "connection failed" in str(err.value) and "after 2 retries" in str(err.value)
     assert "25 records are NOT marked exported" in str(err.value)
-    assert not (score_dir(cfg.workdir, AS_OF) / LEDGER_NAME).exists() or _ledger_keys(cfg) == set()
+    assert not (score_dir(cfg.workdir, AS_OF) / WEBHOOK_LEDGER_FILE).exists() or _ledger_keys(cfg) == set()
 
 
 def test_webhook_relists_everything_when_the_date_was_rescored_with_other_content(tmp_path):
@@ -345,4 +345,4 @@ def test_webhook_token_in_the_url_stays_out_of_logs_errors_and_the_ledger(tmp_pa
         if r.name.startswith("urllib3")
     )
     assert token not in str(err.value) and token not in caplog.text
-    assert token not in (score_dir(cfg.workdir, AS_OF) / LEDGER_NAME).read_text()
+    assert token not in (score_dir(cfg.workdir, AS_OF) / WEBHOOK_LEDGER_FILE).read_text()

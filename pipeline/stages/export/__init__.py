@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from churn_pipeline.core.artifacts import AT_RISK_FILE, WEBHOOK_LEDGER_FILE, published_as_of_dates, score_dir
 from churn_pipeline.core.config import Config
 from churn_pipeline.core.errors import ConfigError, ExportError, OutputMissingError
-from churn_pipeline.stages.score import AT_RISK_FILE, published_as_of_dates, score_dir
 
 TARGETS = ("csv", "jsonl", "webhook", "postgres")
 
@@ -71,11 +71,11 @@ def run_export(cfg: Config, as_of: dt.date | None, target: str, *, progress: boo
 
     if target == "webhook":
         from churn_pipeline.data.io import file_sha256
-        from churn_pipeline.stages.export.webhook import LEDGER_NAME, deliver
+        from churn_pipeline.stages.export.webhook import deliver
 
         sha = file_sha256(path)
         report = deliver(
-            at_risk, as_of, cfg.export.webhook, path.parent / LEDGER_NAME, sha, progress=progress
+            at_risk, as_of, cfg.export.webhook, path.parent / WEBHOOK_LEDGER_FILE, sha, progress=progress
         )
         result = ExportResult(
             target,

@@ -12,22 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from churn_pipeline.core.artifacts import CRM_COLUMNS
 from churn_pipeline.data.io import atomic_write_text
 
-# The CRM import layout: fixed column order, so a CRM mapping set up once keeps working.
-CRM_COLUMNS = (
-    "customer_id",
-    "as_of",
-    "rank",
-    "churn_probability",
-    "risk_tier",
-    "expected_value_at_risk",
-    "reason_1",
-    "reason_2",
-    "reason_3",
-    "suggested_action",
-    "model_version",
-)
 # Every column but the numbers: ids, date, tier, reasons, action, model version.
 TEXT_COLUMNS = tuple(
     c for c in CRM_COLUMNS if c not in ("rank", "churn_probability", "expected_value_at_risk")

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from churn_pipeline.core.artifacts import CRM_COLUMNS
 from churn_pipeline.core.config import PG_DSN_ENV, PostgresConfig, export_secrets, redact
 from churn_pipeline.core.errors import ConfigError, ExportError
-from churn_pipeline.stages.export.files import CRM_COLUMNS, crm_frame
+from churn_pipeline.stages.export.files import crm_frame
 
 DSN_ENV = PG_DSN_ENV
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

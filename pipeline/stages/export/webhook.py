@@ -42,7 +42,6 @@ class _RedactingFilter(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactingFilter())
 
 URL_ENV = WEBHOOK_URL_ENV
-LEDGER_NAME = "webhook_ledger.json"
 # Statuses worth retrying: server errors, plus the two 4xx that mean "not now" rather than "never".
 _RETRY_4XX = {408, 429}
 _MAX_WAIT_SECONDS = 60.0

@@ -1,0 +1,56 @@
+"""Names and places of what the nightly job publishes under the workdir: one place for each file name and
+column list that scoring writes and the exports, the report and the tests read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+_DIR_RE = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+SCORES_FILE = "scores.parquet"
+AT_RISK_FILE = "at_risk.parquet"
+MANIFEST_FILE = "manifest.json"
+# Delivery state of the webhook export, kept beside the list it describes: a re-scored identical list keeps it.
+WEBHOOK_LEDGER_FILE = "webhook_ledger.json"
+
+SCORES_COLUMNS = ("customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version")
+AT_RISK_COLUMNS = (
+    "customer_id",
+    "churn_probability",
+    "risk_tier",
+    "expected_value_at_risk",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "suggested_action",
+    "rank",
+    "as_of",
+    "model_version",
+)
+# The CRM import layout of the same columns: identifiers first, the model version last, a fixed order so a
+# CRM mapping set up once keeps working.
+_CRM_FIRST, _CRM_LAST = ("customer_id", "as_of", "rank"), ("model_version",)
+CRM_COLUMNS = (
+    *_CRM_FIRST,
+    *(c for c in AT_RISK_COLUMNS if c not in _CRM_FIRST + _CRM_LAST),
+    *_CRM_LAST,
+)
+
+
+def score_dir(workdir: Path, as_of: dt.date) -> Path:
+    """Where the outputs of one as-of date live."""
+    return Path(workdir) / "scores" / f"as_of={as_of.isoformat()}"
+
+
+def published_as_of_dates(workdir: Path) -> list[dt.date]:
+    """As-of dates with a published at-risk list, ascending."""
+    root = Path(workdir) / "scores"
+    if not root.is_dir():
+        return []
+    dates = []
+    for p in root.iterdir():
+        m = _DIR_RE.match(p.name)
+        if m and (p / AT_RISK_FILE).is_file():
+            dates.append(dt.date.fromisoformat(m.group(1)))
+    return sorted(dates)
