@@ -9,10 +9,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from churn_pipeline.core.runtime import configure_process
+
 ORDER = ("simulate", "features", "score", "train", "quality")
 
 
 def main(argv: list[str]) -> int:
+    configure_process()  # spawned benchmark processes inherit it
     names = argv or [n for n in ORDER if (Path(__file__).parent / f"bench_{n}.py").exists()]
     console = Console()
     for name in names:

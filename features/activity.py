@@ -114,21 +114,3 @@ def activity_features(events: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> i
     """
     recent = recent_events(events, as_of, activity_span_days(cfg))
     return aggregate(recent, activity_metrics(recent, cfg))
-
-
-def event_counts(events: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
-    """Per customer with recent events: event counts per window (and per configured type)."""
-    recent = recent_events(events, as_of, max(cfg.windows))
-    return aggregate(recent, event_count_metrics(recent, cfg.windows, cfg.event_types))
-
-
-def active_days(events: ir.Table, as_of: dt.date, cfg: FeatureConfig) -> ir.Table:
-    """Per customer with recent events: active days per window."""
-    recent = recent_events(events, as_of, max(cfg.windows))
-    return aggregate(recent, active_day_metrics(recent, cfg.windows))
-
-
-def engagement_trends(events: ir.Table, as_of: dt.date) -> ir.Table:
-    """Per customer with events in the last 90 days: the fading-engagement ratios."""
-    recent = recent_events(events, as_of, max(oldest for _, _, _, oldest in TRENDS))
-    return aggregate(recent, trend_metrics(recent))

@@ -1,6 +1,6 @@
 """Shared point-in-time building blocks: the as-of cutoff, window bounds, active customers, fused aggregation.
 
-Conventions (see the team brief; every family relies on them):
+Conventions (every family relies on them; README "Point-in-time rules" states them for users):
 - "as of t" means the END of day t: a row is known at t iff `ts < t + 1 day` (i.e. `date(ts) <= t`).
 - A window of w days ending at t covers `ts` in `[t + 1 day - w days, t + 1 day)`: the w calendar days
   t-w+1 .. t, so `events_7d` at t counts the 7 days ending with t itself.

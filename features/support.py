@@ -1,6 +1,6 @@
 """Support contacts: volume per window and channel, recency, response times, open contacts, CSAT.
 
-Point-in-time rules (team brief):
+Point-in-time rules (besides those of `base`):
 - a contact is known at t when it was opened by the end of t (`ts`);
 - its `response_minutes` is known only once the response happened: `ts + response_minutes <= end of t`;
 - it is OPEN at t unless `resolved_ts` is on or before t (a later resolution is still in the future);

@@ -1,0 +1,1 @@
+"""A simulated company with known churn drivers (for the demo, tests and benchmarks) and its oracle."""

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from churn_pipeline.core.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
+from churn_pipeline.core.runtime import configure_process
+
+configure_process()  # the test session is an entry point: before any test imports LightGBM or MLflow
 
 
 @dataclass(frozen=True)

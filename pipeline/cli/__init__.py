@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
-
-# MLflow sets its log level when first imported (the stages import it): keep its INFO chatter out.
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import typer
 
 from churn_pipeline.cli import _common
+from churn_pipeline.core.runtime import configure_process
 
 app = typer.Typer(
     name="churn",
@@ -55,4 +52,5 @@ for _module in (simulate, data, features, modelling, score):
 
 
 def main() -> None:
+    configure_process()  # before any command imports LightGBM or MLflow (the stages are imported lazily)
     app()
