@@ -67,7 +67,7 @@ def _python_value(v: object) -> object:
     return v.item() if hasattr(v, "item") else v
 
 
-def explain(
+def reasons_and_actions(
     contributions: pd.DataFrame, features: pd.DataFrame, cfg: ScoringConfig, k: int = MAX_REASONS
 ) -> pd.DataFrame:
     """`reason_1..k` (plain words, None when fewer positive contributions) and `suggested_action`.

@@ -346,7 +346,7 @@ def _run(
     from churn_pipeline.data.io import open_source
     from churn_pipeline.features.labels import labelled_customers
     from churn_pipeline.models.evaluate import top_k_count
-    from churn_pipeline.models.reasons import explain
+    from churn_pipeline.models.reasons import reasons_and_actions
     from churn_pipeline.models.registry import load_model
     from churn_pipeline.stages.training_set import compute_features
 
@@ -408,7 +408,7 @@ def _run(
         # scores' index is the feature-frame row of each customer: the listed customers' rows, in list order.
         listed = features.iloc[top.index.to_numpy()].reset_index(drop=True)
         contrib = model.contributions(listed, method=sc.attribution)
-        reasons = explain(contrib, listed, sc)
+        reasons = reasons_and_actions(contrib, listed, sc)
         value, value_origin = customer_value(customers, top["customer_id"], cfg)
         at_risk = pd.DataFrame(
             {

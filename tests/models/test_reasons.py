@@ -8,7 +8,7 @@ import pytest
 
 from churn_pipeline.core.config import ScoringConfig
 from churn_pipeline.features.catalog import describe, family
-from churn_pipeline.models.reasons import explain, top_reason_features
+from churn_pipeline.models.reasons import reasons_and_actions, top_reason_features
 
 FEATURES = [
     "complaints_30d",
@@ -47,7 +47,7 @@ def test_top_three_positive_contributions_in_order_with_the_customers_values():
             [-0.1, -0.1, -0.2, -0.3, 0.0, 0.0],  # nothing raises the risk
         ]
     )
-    got = explain(contrib, _features(), ScoringConfig())
+    got = reasons_and_actions(contrib, _features(), ScoringConfig())
 
     assert got.index.tolist() == [10, 11, 12, 13]
     assert got.loc[10, ["reason_1", "reason_2", "reason_3"]].tolist() == [
@@ -83,7 +83,7 @@ def test_action_mapping_is_configurable_with_a_fallback():
             [0.0, 0.0, 0.3, 0.0, 0.0, 0.0],
         ]
     )
-    got = explain(contrib, _features(), cfg)
+    got = reasons_and_actions(contrib, _features(), cfg)
     assert got["suggested_action"].tolist() == [
         "Call billing",
         "Review by hand",
@@ -108,7 +108,7 @@ def test_reasons_quote_each_customers_own_values_on_a_larger_random_frame():
     )
     contrib = pd.DataFrame(rng.normal(0, 1, (n, len(FEATURES))), columns=FEATURES, index=features.index)
     contrib["_bias"] = 5.0  # a bias column is not a feature: never a reason
-    got = explain(contrib, features, ScoringConfig())
+    got = reasons_and_actions(contrib, features, ScoringConfig())
 
     for cid in features.index:  # the reference: a plain per-row computation, in the test only
         c = contrib.loc[cid, FEATURES]
@@ -133,7 +133,7 @@ def test_top_reason_features_handles_fewer_features_than_reasons():
 def test_misaligned_frames_are_refused():
     contrib = _contributions([[0.1] * 6] * 4, index=(1, 2, 3, 4))
     with pytest.raises(ValueError, match="same index"):
-        explain(contrib, _features(), ScoringConfig())
+        reasons_and_actions(contrib, _features(), ScoringConfig())
 
 
 def test_a_fact_is_named_once_whatever_its_windows():
@@ -146,7 +146,7 @@ def test_a_fact_is_named_once_whatever_its_windows():
     ]
     features = pd.DataFrame([[2, 2, 1, 0, 4]], columns=names, index=[7])
     contrib = pd.DataFrame([[0.9, 0.8, 0.5, 0.4, 0.3]], columns=names, index=[7])
-    got = explain(contrib, features, ScoringConfig())
+    got = reasons_and_actions(contrib, features, ScoringConfig())
     assert got.loc[7, ["reason_1", "reason_2", "reason_3"]].tolist() == [
         "2 failed payments in the last 30 days",  # the 90-day twin is skipped, not a second reason
         "1 complaint in the last 30 days",
@@ -167,7 +167,7 @@ def test_distinct_concepts_on_a_random_frame_match_a_per_row_reference():
     n = 300
     features = pd.DataFrame(rng.integers(0, 5, (n, len(names))), columns=names)
     contrib = pd.DataFrame(rng.normal(0, 1, (n, len(names))), columns=names)
-    got = explain(contrib, features, ScoringConfig())
+    got = reasons_and_actions(contrib, features, ScoringConfig())
     for i in range(n):
         chosen, seen = [], set()
         for f in contrib.loc[i].sort_values(ascending=False, kind="stable").index:
