@@ -19,7 +19,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from churn_pipeline.core.errors import DataValidationError
 from churn_pipeline.models import explain
 from churn_pipeline.models.calibration import Calibrator
-from churn_pipeline.models.candidates import Fitted
+from churn_pipeline.models.candidates import Fitted, LightGBMFitted
 from churn_pipeline.models.encoding import categorical_as_strings, coerce_features
 from churn_pipeline.models.training import lightgbm_array
 
@@ -63,8 +63,6 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         # versions registered before candidates held a bare LightGBM booster: wrap it, so the promotion gate
         # can still re-score such a champion
         if "estimator" not in state and "booster" in state:
-            from churn_pipeline.models.candidates import LightGBMFitted
-
             booster = state.pop("booster")
             state["estimator"] = LightGBMFitted(
                 model=booster, best_iteration=booster.num_trees(), settings={}

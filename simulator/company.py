@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from churn_pipeline.core.config import NoiseConfig, SimulationConfig
 from churn_pipeline.core.errors import ConfigError
@@ -1019,8 +1020,6 @@ class _NoProgress:
 
 class _RichProgress:
     def __init__(self, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
         )

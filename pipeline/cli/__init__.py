@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -20,8 +21,6 @@ app = typer.Typer(
 
 def package_version() -> str:
     """The installed churn-pipeline version (from the package metadata, i.e. pyproject.toml)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("churn-pipeline")
     except PackageNotFoundError:  # running from a source tree that was never installed

@@ -6,6 +6,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
 
 class Steps:
     """Named, timed steps shown as a rich spinner line when `progress` is on."""
@@ -15,9 +18,6 @@ class Steps:
         self.progress = progress
         self._bar = None
         if progress:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
             self._bar = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
