@@ -232,7 +232,7 @@ def test_webhook_retries_5xx_and_timeouts_and_delivers_each_customer_once(tmp_pa
         result = run_export(cfg, AS_OF, "webhook")
 
         assert result.delivered == 45 and result.failed == 0
-        assert result.details["retries"] == 3, "one retry each for the 500, the 503 and the timeout"
+        assert result.details.retries == 3, "one retry each for the 500, the 503 and the timeout"
         assert set(rx.applied) == all_keys and set(rx.applied.values()) == {1}, "every customer applied once"
         # The timed-out batch reached the server twice: the idempotency keys made that harmless.
         assert sum(rx.received.values()) > 45
@@ -257,7 +257,7 @@ def test_webhook_permanent_4xx_reports_failure_and_marks_nothing_unacknowledged(
         message = str(err.value)
         assert "20 of 30 records acknowledged" in message
         assert "batch 2" in message and "HTTP 422" in message and "permanent" in message
-        assert err.value.result.failed == 10 and err.value.result.details["failed_batches"] == [2]
+        assert err.value.result.failed == 10 and err.value.result.details.failed_batches == [2]
         assert max(rx.attempts.values()) == 1, "a 4xx is not retried"
         ledger = _ledger_keys(cfg)
         assert len(ledger) == 20 and not (ledger & batch2)
@@ -280,8 +280,8 @@ def test_webhook_endpoint_down_gives_up_after_retries_and_stops(tmp_path):
         run_export(cfg, AS_OF, "webhook")
     result = err.value.result
     assert result.delivered == 0 and result.failed == 25
-    assert result.details["failed_batches"] == [1] and result.details["not_attempted"] == 15
-    assert result.details["retries"] == 2
+    assert result.details.failed_batches == [1] and result.details.not_attempted == 15
+    assert result.details.retries == 2
     assert "connection failed" in str(err.value) and "after 2 retries" in str(err.value)
     assert "25 records are NOT marked exported" in str(err.value)
     assert not (score_dir(cfg.workdir, AS_OF) / WEBHOOK_LEDGER_FILE).exists() or _ledger_keys(cfg) == set()
