@@ -1,4 +1,4 @@
-"""Commands: `churn score` (nightly at-risk list) and `churn export` (deliver it to csv/jsonl/webhook/postgres)."""
+"""Command: `churn score` (the nightly at-risk list; `churn export` delivers it, see cli/export.py)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,6 @@ ModelVersionOpt = Annotated[
     typer.Option("--model-version", help="Registry version to score with (default: the champion)."),
 ]
 TopOpt = Annotated[int, typer.Option("--top", min=0, help="Rows of the at-risk list to show.")]
-TargetOpt = Annotated[str, typer.Option("--to", help="Export target: csv, jsonl, webhook or postgres.")]
-ScoredAsOfOpt = Annotated[
-    str | None, typer.Option("--as-of", help="Scored date YYYY-MM-DD (default: the latest scored date).")
-]
 
 
 @app.command("score")
@@ -107,43 +103,3 @@ def _print_scoring(result, top: int) -> None:
             f"in {listed}"
         )
     console.print(f"Outputs: {result.out_dir}")
-
-
-@app.command("export")
-def export(
-    config: ConfigOpt = None,
-    as_of: ScoredAsOfOpt = None,
-    out: OutOpt = None,
-    to: TargetOpt = "csv",
-) -> None:
-    """Export a published at-risk list (default: the latest scored date) to csv, jsonl, a webhook or Postgres."""
-    with reported_errors():
-        from churn_pipeline.core.errors import ExportError
-        from churn_pipeline.stages.export import run_export
-
-        cfg = load(config, None, out)
-        try:
-            result = run_export(cfg, parse_as_of(as_of), to, progress=True)
-        except ExportError as e:
-            if getattr(e, "result", None) is not None:
-                # the error message carries the failure report; the exit code stays the export's
-                print_after_publish("the partial export", _print_export, e.result, False)
-            raise
-    print_after_publish(f"the {result.target} export of {result.as_of}", _print_export, result)
-
-
-def _print_export(result, summary: bool = True) -> None:
-    table = Table(title=f"Export of the at-risk list as of {result.as_of} to {result.target}")
-    for col in ("records", "delivered now", "already delivered", "not delivered", "seconds"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        f"{result.records:,}",
-        f"{result.delivered:,}",
-        f"{result.skipped:,}",
-        f"[red]{result.failed:,}[/]" if result.failed else "0",
-        f"{result.seconds:.2f}",
-    )
-    console.print(table)
-    console.print(f"Destination: {result.destination}", soft_wrap=True)
-    if summary and "summary" in result.details:
-        console.print(result.details["summary"], highlight=False, soft_wrap=True)

@@ -417,6 +417,8 @@ def _redacted(value: SecretStr | None) -> str | None:
 
 
 class WebhookConfig(_Section):
+    """Settings of the `webhook` export target."""
+
     url: SecretStr | None = Field(
         None,
         description="Endpoint (a secret: may carry a token; shown redacted); env CHURN_WEBHOOK_URL overrides.",
@@ -437,6 +439,8 @@ class WebhookConfig(_Section):
 
 
 class PostgresConfig(_Section):
+    """Settings of the `postgres` export target."""
+
     dsn: SecretStr | None = Field(
         None,
         description="libpq DSN or postgresql:// URL (a secret: shown with its password redacted); env "
@@ -452,6 +456,9 @@ class PostgresConfig(_Section):
 
 
 class ExportConfig(_Section):
+    """Settings of the export targets: one section per target that has settings, named by the target's
+    `config_field` (see churn_pipeline.stages.export); `out_dir` is shared by the file targets."""
+
     out_dir: Path | None = Field(None, description="Where csv/jsonl exports go; default <workdir>/exports.")
     webhook: WebhookConfig = WebhookConfig()
     postgres: PostgresConfig = PostgresConfig()

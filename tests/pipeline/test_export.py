@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 
 from churn_pipeline.cli import app
 from churn_pipeline.core.artifacts import AT_RISK_COLUMNS, AT_RISK_FILE, WEBHOOK_LEDGER_FILE, score_dir
-from churn_pipeline.core.config import Config
+from churn_pipeline.core.config import Config, PostgresConfig
 from churn_pipeline.core.errors import ConfigError, ExportError, OutputMissingError
 from churn_pipeline.data.io import atomic_write_parquet
-from churn_pipeline.stages.export import run_export
+from churn_pipeline.stages.export import TARGETS, run_export
 from churn_pipeline.stages.export.files import CRM_COLUMNS
+from churn_pipeline.stages.export.target import Delivery, ExportTarget, IncompleteExport, register
 from churn_pipeline.stages.score import date_column
 
 AS_OF = dt.date(2025, 3, 31)
@@ -116,6 +117,103 @@ def test_cli_export_csv_prints_summary_and_missing_list_exits_8(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "4" in ok.output and "at_risk_2025-03-31.csv" in ok.output.replace("\n", "")
     assert (tmp_path / "work" / "exports" / "at_risk_2025-03-31.csv").is_file()
+
+
+# -------------------------------------------------------------------------------------------- registry
+
+
+@pytest.fixture
+def registry():
+    """The target registry, restored after the test (registering a target is global)."""
+    before = dict(TARGETS)
+    yield TARGETS
+    TARGETS.clear()
+    TARGETS.update(before)
+
+
+def test_registry_lists_exactly_the_known_targets_and_the_cli_offers_them():
+    assert list(TARGETS) == ["csv", "jsonl", "webhook", "postgres"]
+    assert all(issubclass(cls, ExportTarget) and cls.name == name for name, cls in TARGETS.items())
+    help_text = " ".join(CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "Export target: csv, jsonl, webhook or postgres." in help_text
+    assert "to csv, jsonl, a webhook or Postgres." in help_text
+    with pytest.raises(ConfigError, match="choose one of csv, jsonl, webhook, postgres$"):
+        run_export(Config(), AS_OF, "ftp")
+
+
+def _memory_target(complete: bool = True) -> type[ExportTarget]:
+    """A target defined in a test: keeps the customers it got; fails the last one when not `complete`."""
+
+    class MemoryTarget(ExportTarget):
+        name = "memory"
+        title = "memory"
+        received: list[list[str]] = []
+
+        def deliver(self, at_risk, as_of, context):
+            ids = at_risk["customer_id"].tolist()
+            kept = ids if complete else ids[:-1]
+            self.received.append(kept)
+            return Delivery(
+                delivered=len(kept),
+                skipped=0,
+                failed=len(ids) - len(kept),
+                destination=f"memory of {context.source.name}",
+                details=kept,
+                summary=f"{len(kept)} of {len(ids)} kept as of {as_of}",
+                complete=complete,
+            )
+
+    return MemoryTarget
+
+
+def test_a_new_target_is_one_registered_class(tmp_path, registry):
+    cfg = Config(workdir=tmp_path / "work")
+    frame = make_at_risk(6)
+    publish(cfg, frame)
+    memory = register(_memory_target())
+    assert "memory" in registry
+
+    result = run_export(cfg, AS_OF, "memory")
+
+    assert memory.received == [frame["customer_id"].tolist()]
+    assert (result.target, result.records, result.delivered, result.failed) == ("memory", 6, 6, 0)
+    assert (
+        result.destination == "memory of at_risk.parquet" and result.details == frame["customer_id"].tolist()
+    )
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"workdir: {tmp_path / 'work'}\n")
+    cli = CliRunner().invoke(app, ["export", "-c", str(cfg_path), "--to", "memory"])
+    assert cli.exit_code == 0, cli.output
+    assert f"6 of 6 kept as of {AS_OF}" in cli.output
+
+
+def test_a_partial_delivery_of_any_target_raises_with_its_result_and_exits_7(tmp_path, registry):
+    cfg = Config(workdir=tmp_path / "work")
+    publish(cfg, make_at_risk(4))
+    register(_memory_target(complete=False))
+    with pytest.raises(IncompleteExport, match="3 of 4 kept") as err:
+        run_export(cfg, AS_OF, "memory")
+    assert isinstance(err.value, ExportError) and err.value.result.failed == 1
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"workdir: {tmp_path / 'work'}\n")
+    cli = CliRunner().invoke(app, ["export", "-c", str(cfg_path), "--to", "memory"])
+    assert cli.exit_code == ExportError.exit_code == 7, cli.output
+    assert cli.output.count("3 of 4 kept") == 1, "the report is printed once, as the error"
+
+
+def test_a_target_must_name_its_declared_config_section(registry):
+    class Undeclared(ExportTarget):
+        name, title, config_field, config_model = "hubspot", "HubSpot", "hubspot", PostgresConfig
+
+    class Mismatched(ExportTarget):
+        name, title, config_field, config_model = "pg2", "Postgres", "webhook", PostgresConfig
+
+    for cls in (Undeclared, Mismatched):
+        with pytest.raises(
+            TypeError, match=f"ExportConfig.{cls.config_field} must be declared as PostgresConfig"
+        ):
+            register(cls)
+        assert cls.name not in registry
 
 
 # --------------------------------------------------------------------------------------------- webhook
@@ -232,7 +330,7 @@ def test_webhook_retries_5xx_and_timeouts_and_delivers_each_customer_once(tmp_pa
         result = run_export(cfg, AS_OF, "webhook")
 
         assert result.delivered == 45 and result.failed == 0
-        assert result.details["retries"] == 3, "one retry each for the 500, the 503 and the timeout"
+        assert result.details.retries == 3, "one retry each for the 500, the 503 and the timeout"
         assert set(rx.applied) == all_keys and set(rx.applied.values()) == {1}, "every customer applied once"
         # The timed-out batch reached the server twice: the idempotency keys made that harmless.
         assert sum(rx.received.values()) > 45
@@ -257,7 +355,7 @@ def test_webhook_permanent_4xx_reports_failure_and_marks_nothing_unacknowledged(
         message = str(err.value)
         assert "20 of 30 records acknowledged" in message
         assert "batch 2" in message and "HTTP 422" in message and "permanent" in message
-        assert err.value.result.failed == 10 and err.value.result.details["failed_batches"] == [2]
+        assert err.value.result.failed == 10 and err.value.result.details.failed_batches == [2]
         assert max(rx.attempts.values()) == 1, "a 4xx is not retried"
         ledger = _ledger_keys(cfg)
         assert len(ledger) == 20 and not (ledger & batch2)
@@ -280,8 +378,8 @@ def test_webhook_endpoint_down_gives_up_after_retries_and_stops(tmp_path):
         run_export(cfg, AS_OF, "webhook")
     result = err.value.result
     assert result.delivered == 0 and result.failed == 25
-    assert result.details["failed_batches"] == [1] and result.details["not_attempted"] == 15
-    assert result.details["retries"] == 2
+    assert result.details.failed_batches == [1] and result.details.not_attempted == 15
+    assert result.details.retries == 2
     assert "connection failed" in str(err.value) and "after 2 retries" in str(err.value)
     assert "25 records are NOT marked exported" in str(err.value)
     assert not (score_dir(cfg.workdir, AS_OF) / WEBHOOK_LEDGER_FILE).exists() or _ledger_keys(cfg) == set()

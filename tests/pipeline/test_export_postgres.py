@@ -99,9 +99,9 @@ def test_rerunning_the_export_never_duplicates_and_updates_changed_rows(tmp_path
     publish(cfg, first)
 
     r1 = run_export(cfg, AS_OF, "postgres")
-    assert r1.details["inserted"] == 40 and r1.details["updated"] == 0
+    assert r1.details.inserted == 40 and r1.details.updated == 0
     r2 = run_export(cfg, AS_OF, "postgres")
-    assert r2.details["inserted"] == 0 and r2.details["updated"] == 40
+    assert r2.details.inserted == 0 and r2.details.updated == 40
     rows = _rows(pg_dsn, "at_risk_rerun")
     assert len(rows) == 40 and len({(r[0], r[1]) for r in rows}) == 40
     assert [r[0] for r in rows] == first["customer_id"].tolist()
@@ -111,7 +111,7 @@ def test_rerunning_the_export_never_duplicates_and_updates_changed_rows(tmp_path
     second.loc[second.index[-1], "customer_id"] = "C9999"
     publish(cfg, second)
     r3 = run_export(cfg, AS_OF, "postgres")
-    assert (r3.details["inserted"], r3.details["updated"], r3.details["removed"]) == (1, 39, 1)
+    assert (r3.details.inserted, r3.details.updated, r3.details.removed) == (1, 39, 1)
     by_id = {r[0]: r for r in _rows(pg_dsn, "at_risk_rerun")}
     assert len(by_id) == 40 and "C0039" not in by_id and "C9999" in by_id
     for cid, p in zip(second["customer_id"], second["churn_probability"], strict=True):

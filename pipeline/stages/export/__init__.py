@@ -1,38 +1,53 @@
-"""Export a published at-risk list to where retention teams work: csv, jsonl, webhook or postgres.
+"""Export a published at-risk list to where retention teams work, through pluggable targets (`TARGETS`).
 
 Every target reads `<workdir>/scores/as_of=YYYY-MM-DD/at_risk.parquet` as published by `churn score`; an
 export never recomputes anything, so what the CRM gets is exactly the list the scoring manifest describes.
+The targets (`files`: csv and jsonl, `webhook`, `postgres`) are classes behind one interface,
+`target.ExportTarget`, found by name in the registry `target.TARGETS`; `run_export` knows none of them.
+
+Adding a target (say a CRM's bulk API, `hubspot`):
+
+1. Its settings, if any: a model in `churn_pipeline.core.config` (`class HubSpotConfig(_Section)`, secrets
+   as `SecretStr` serialised through `_redacted`, like `WebhookConfig.url`) and its section on
+   `ExportConfig` (`hubspot: HubSpotConfig = HubSpotConfig()`). A secret the environment may override gets
+   a field on `ExportSecrets` there.
+2. One new module here, `hubspot.py`, with one `@register` subclass of `ExportTarget`: `name = "hubspot"`,
+   `title` (how `churn export --help` names it), `config_field = "hubspot"`, `config_model =
+   HubSpotConfig`, and `deliver(at_risk, as_of, context) -> Delivery` returning the counts, a printable
+   (redacted) destination, its own typed report as `details`, and `complete=False` for a partial delivery.
+   Known failures raise a `ChurnError` subclass (`ExportError`, `ConfigError`) naming the setting to fix;
+   anything that may hold a secret goes through `redact` first.
+3. Its module name in `TARGET_MODULES` below, so it registers; `churn export --to hubspot` then works,
+   and `--help` and the unknown-target error list it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from churn_pipeline.core.artifacts import AT_RISK_FILE, WEBHOOK_LEDGER_FILE, published_as_of_dates, score_dir
+from churn_pipeline.core.artifacts import AT_RISK_FILE, published_as_of_dates, score_dir
 from churn_pipeline.core.config import Config
-from churn_pipeline.core.errors import ConfigError, ExportError, OutputMissingError
+from churn_pipeline.core.errors import ConfigError, OutputMissingError
+from churn_pipeline.stages.export.target import (
+    TARGETS,
+    ExportContext,
+    ExportResult,
+    IncompleteExport,
+    listed,
+)
 
-TARGETS = ("csv", "jsonl", "webhook", "postgres")
+# The modules holding targets: each registers its own on import, in this order (the order `--help` and the
+# unknown-target error list them in).
+TARGET_MODULES = ("files", "webhook", "postgres")
+for _module in TARGET_MODULES:
+    importlib.import_module(f"{__name__}.{_module}")
 
-
-@dataclass
-class ExportResult:
-    """What an export delivered; `details` holds the target's own figures (paths, batches, rows upserted)."""
-
-    target: str
-    as_of: dt.date
-    records: int
-    delivered: int
-    skipped: int
-    failed: int
-    destination: str
-    seconds: float
-    details: dict = field(default_factory=dict)
+__all__ = ["TARGETS", "ExportResult", "IncompleteExport", "load_at_risk", "run_export", "listed"]
 
 
 def load_at_risk(cfg: Config, as_of: dt.date | None) -> tuple[dt.date, pd.DataFrame, Path]:
@@ -53,65 +68,26 @@ def load_at_risk(cfg: Config, as_of: dt.date | None) -> tuple[dt.date, pd.DataFr
 
 
 def run_export(cfg: Config, as_of: dt.date | None, target: str, *, progress: bool = False) -> ExportResult:
-    """Export the at-risk list of `as_of` to `target`; an incomplete delivery raises ExportError with a report."""
+    """Export the at-risk list of `as_of` to `target`; an incomplete delivery raises IncompleteExport (an
+    ExportError) carrying the result."""
     if target not in TARGETS:
-        raise ConfigError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+        raise ConfigError(f"unknown export target {target!r}; choose one of {listed(TARGETS)}")
     start = time.perf_counter()
     as_of, at_risk, path = load_at_risk(cfg, as_of)
-    n = len(at_risk)
-
-    if target in ("csv", "jsonl"):
-        from churn_pipeline.stages.export.files import write_csv, write_jsonl
-
-        out = cfg.export_dir / f"at_risk_{as_of.isoformat()}.{target}"
-        (write_csv if target == "csv" else write_jsonl)(at_risk, out)
-        return ExportResult(
-            target, as_of, n, n, 0, 0, str(out), time.perf_counter() - start, {"path": str(out)}
-        )
-
-    if target == "webhook":
-        from churn_pipeline.data.io import file_sha256
-        from churn_pipeline.stages.export.webhook import deliver
-
-        sha = file_sha256(path)
-        report = deliver(
-            at_risk, as_of, cfg.export.webhook, path.parent / WEBHOOK_LEDGER_FILE, sha, progress=progress
-        )
-        result = ExportResult(
-            target,
-            as_of,
-            n,
-            report.sent,
-            report.already_acknowledged,
-            n - report.acknowledged,
-            report.endpoint,
-            time.perf_counter() - start,
-            {
-                "batches_sent": report.batches_sent,
-                "retries": report.retries,
-                "failed_batches": [f.batch for f in report.failures],
-                "not_attempted": report.not_attempted,
-                "ledger": str(report.ledger),
-                "summary": report.summary(),
-            },
-        )
-        if not report.complete:
-            err = ExportError(report.summary())
-            err.result = result  # the CLI prints the delivery summary from it
-            raise err
-        return result
-
-    from churn_pipeline.stages.export.postgres import upsert
-
-    pg = upsert(at_risk, as_of, cfg.export.postgres)
-    return ExportResult(
-        target,
-        as_of,
-        n,
-        pg.inserted + pg.updated,
-        0,
-        0,
-        f"{pg.table} ({pg.dsn})",
-        time.perf_counter() - start,
-        {"inserted": pg.inserted, "updated": pg.updated, "removed": pg.removed, "summary": pg.summary()},
+    context = ExportContext(source=path, export_dir=cfg.export_dir, progress=progress)
+    delivery = TARGETS[target].from_config(cfg.export).deliver(at_risk, as_of, context)
+    result = ExportResult(
+        target=target,
+        as_of=as_of,
+        records=len(at_risk),
+        delivered=delivery.delivered,
+        skipped=delivery.skipped,
+        failed=delivery.failed,
+        destination=delivery.destination,
+        seconds=time.perf_counter() - start,
+        details=delivery.details,
+        summary=delivery.summary,
     )
+    if not delivery.complete:
+        raise IncompleteExport(delivery.summary or f"the {target} export was incomplete", result)
+    return result

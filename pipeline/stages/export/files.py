@@ -8,12 +8,16 @@ as it is. Money is rounded to cents in both.
 
 from __future__ import annotations
 
+import datetime as dt
+from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from churn_pipeline.core.artifacts import CRM_COLUMNS
 from churn_pipeline.data.io import atomic_write_text
+from churn_pipeline.stages.export.target import Delivery, ExportContext, ExportTarget, register
 
 # Every column but the numbers: ids, date, tier, reasons, action, model version.
 TEXT_COLUMNS = tuple(
@@ -83,3 +87,41 @@ def write_jsonl(at_risk: pd.DataFrame, path: Path) -> Path:
     """Write the list as JSON Lines (UTF-8) atomically to `path`."""
     atomic_write_text(to_jsonl_text(at_risk), path)
     return path
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """Where a file export wrote the list."""
+
+    path: Path
+
+
+class _FileTarget(ExportTarget):
+    """A file `<export dir>/at_risk_<as_of>.<name>`; its one setting is the shared `export.out_dir`."""
+
+    @abstractmethod
+    def write(self, at_risk: pd.DataFrame, path: Path) -> Path:
+        """Write the list to `path` atomically."""
+
+    def deliver(self, at_risk: pd.DataFrame, as_of: dt.date, context: ExportContext) -> Delivery:
+        """Write the whole list atomically: every record is delivered, or the file is left as it was."""
+        out = self.write(at_risk, context.export_dir / f"at_risk_{as_of.isoformat()}.{self.name}")
+        return Delivery(len(at_risk), 0, 0, str(out), FileReport(out))
+
+
+@register
+class CsvTarget(_FileTarget):
+    name = "csv"
+    title = "csv"
+
+    def write(self, at_risk: pd.DataFrame, path: Path) -> Path:
+        return write_csv(at_risk, path)
+
+
+@register
+class JsonlTarget(_FileTarget):
+    name = "jsonl"
+    title = "jsonl"
+
+    def write(self, at_risk: pd.DataFrame, path: Path) -> Path:
+        return write_jsonl(at_risk, path)

@@ -18,6 +18,7 @@ from churn_pipeline.core.artifacts import CRM_COLUMNS
 from churn_pipeline.core.config import PG_DSN_ENV, PostgresConfig, export_secrets, redact
 from churn_pipeline.core.errors import ConfigError, ExportError
 from churn_pipeline.stages.export.files import crm_frame
+from churn_pipeline.stages.export.target import Delivery, ExportContext, ExportTarget, register
 
 DSN_ENV = PG_DSN_ENV
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -49,6 +50,27 @@ class PostgresReport:
         return (
             f"postgres {self.table} ({self.dsn}): {self.inserted} inserted, {self.updated} updated, "
             f"{self.removed} removed (no longer on the list)"
+        )
+
+
+@register
+class PostgresTarget(ExportTarget):
+    name = "postgres"
+    title = "Postgres"
+    config_field = "postgres"
+    config_model = PostgresConfig
+    settings: PostgresConfig
+
+    def deliver(self, at_risk: pd.DataFrame, as_of: dt.date, context: ExportContext) -> Delivery:
+        """Upsert the list in one transaction: all of it is delivered, or nothing (an ExportError)."""
+        pg = upsert(at_risk, as_of, self.settings)
+        return Delivery(
+            delivered=pg.inserted + pg.updated,
+            skipped=0,
+            failed=0,
+            destination=f"{pg.table} ({pg.dsn})",
+            details=pg,
+            summary=pg.summary(),
         )
 
 

@@ -17,15 +17,20 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pandas as pd
-import requests
 
+from churn_pipeline.core.artifacts import WEBHOOK_LEDGER_FILE
 from churn_pipeline.core.config import WEBHOOK_URL_ENV, WebhookConfig, export_secrets, redact
 from churn_pipeline.core.errors import ConfigError
-from churn_pipeline.data.io import atomic_write_json
+from churn_pipeline.data.io import atomic_write_json, file_sha256
 from churn_pipeline.stages.export.files import crm_frame
+from churn_pipeline.stages.export.target import Delivery, ExportContext, ExportTarget, register
+
+if TYPE_CHECKING:  # imported where a delivery runs: every `churn` command loads the registry, few POST
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,11 @@ class WebhookReport:
     @property
     def complete(self) -> bool:
         return self.acknowledged == self.total
+
+    @property
+    def failed_batches(self) -> list[int]:
+        """Numbers of the batches that failed in this run."""
+        return [f.batch for f in self.failures]
 
     def summary(self) -> str:
         """A plain-words failure report: counts, each failed batch, what to do next."""
@@ -144,7 +154,31 @@ def _load_ledger(path: Path, as_of: dt.date, list_sha256: str) -> dict:
     return ledger
 
 
-def deliver(
+@register
+class WebhookTarget(ExportTarget):
+    name = "webhook"
+    title = "a webhook"
+    config_field = "webhook"
+    config_model = WebhookConfig
+    settings: WebhookConfig
+
+    def deliver(self, at_risk: pd.DataFrame, as_of: dt.date, context: ExportContext) -> Delivery:
+        """POST what the endpoint has not acknowledged yet; the ledger lives beside the published list."""
+        sha = file_sha256(context.source)
+        ledger = context.source.parent / WEBHOOK_LEDGER_FILE
+        report = deliver_batches(at_risk, as_of, self.settings, ledger, sha, progress=context.progress)
+        return Delivery(
+            delivered=report.sent,
+            skipped=report.already_acknowledged,
+            failed=report.total - report.acknowledged,
+            destination=report.endpoint,
+            details=report,
+            summary=report.summary(),
+            complete=report.complete,
+        )
+
+
+def deliver_batches(
     at_risk: pd.DataFrame,
     as_of: dt.date,
     cfg: WebhookConfig,
@@ -181,6 +215,8 @@ def deliver(
     )
     if pending.empty:
         return report
+
+    import requests
 
     starts = range(0, len(pending), cfg.batch_size)
     session = requests.Session()
@@ -222,6 +258,8 @@ def _post_with_retries(
     session: requests.Session, url: str, body: bytes, headers: dict, cfg: WebhookConfig
 ) -> tuple[bool, str, bool, int]:
     """(acknowledged, failure reason, permanent, retries used) for one batch."""
+    import requests
+
     reason = ""
     for attempt in range(cfg.max_retries + 1):
         wait = cfg.backoff_seconds * 2**attempt
