@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,6 +21,8 @@ from churn_pipeline.cli._common import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from churn_pipeline.stages.score import ScoringResult
 
 app = typer.Typer()
@@ -58,40 +61,11 @@ def score(
 
 
 def _print_scoring(result: ScoringResult, top: int) -> None:
-    m = result.manifest
-    at_risk = result.at_risk
-    table = Table(
-        title=f"At-risk customers as of {result.as_of} (top {min(top, len(at_risk))} of {len(at_risk)})"
-    )
-    for col, kw in (
-        ("#", {"justify": "right"}),
-        ("customer", {}),
-        ("probability", {"justify": "right"}),
-        ("tier", {}),
-        ("value at risk", {"justify": "right"}),
-        ("reasons", {"overflow": "fold"}),
-        ("suggested action", {}),
-    ):
-        table.add_column(col, **kw)
-    head = at_risk.head(top)
-    # at most `top` rows, for display; an empty head (--top 0, an empty list) gives an empty table
-    reasons = [
-        "\n".join(x for x in r if x)
-        for r in head[["reason_1", "reason_2", "reason_3"]].itertuples(index=False)
-    ]
-    for row, why in zip(head.itertuples(index=False), reasons, strict=True):
-        table.add_row(
-            str(row.rank),
-            str(row.customer_id),
-            f"{row.churn_probability:.1%}",
-            str(row.risk_tier or "-"),
-            f"{row.expected_value_at_risk:,.0f}",
-            why or "-",
-            str(row.suggested_action),
-        )
+    """The head of the at-risk list (`top` rows), then what the manifest records: counts, freshness, drift."""
+    head = result.at_risk.head(top)  # an empty head (--top 0, an empty list) prints no table
     if len(head):
-        console.print(table)
-
+        console.print(_at_risk_table(head, result.as_of, len(result.at_risk)))
+    m = result.manifest
     counts, size = m.counts, m.list_size
     tiers = ", ".join(f"{t}: {c}" for t, c in counts.by_tier.items())
     console.print(
@@ -111,6 +85,36 @@ def _print_scoring(result: ScoringResult, top: int) -> None:
             f"[yellow]drift warning[/]: PSI above scoring.drift.warn_psi={m.checks.drift.warn_psi:g} in {listed}"
         )
     console.print(f"Outputs: {result.out_dir}")
+
+
+def _at_risk_table(head: pd.DataFrame, as_of: dt.date, listed: int) -> Table:
+    """The first rows of an at-risk list (of `listed` customers) as a table, reasons one per line."""
+    table = Table(title=f"At-risk customers as of {as_of} (top {len(head)} of {listed})")
+    for col, kw in (
+        ("#", {"justify": "right"}),
+        ("customer", {}),
+        ("probability", {"justify": "right"}),
+        ("tier", {}),
+        ("value at risk", {"justify": "right"}),
+        ("reasons", {"overflow": "fold"}),
+        ("suggested action", {}),
+    ):
+        table.add_column(col, **kw)
+    reasons = [
+        "\n".join(x for x in r if x)
+        for r in head[["reason_1", "reason_2", "reason_3"]].itertuples(index=False)
+    ]
+    for row, why in zip(head.itertuples(index=False), reasons, strict=True):
+        table.add_row(
+            str(row.rank),
+            str(row.customer_id),
+            f"{row.churn_probability:.1%}",
+            str(row.risk_tier or "-"),
+            f"{row.expected_value_at_risk:,.0f}",
+            why or "-",
+            str(row.suggested_action),
+        )
+    return table
 
 
 @app.command("export")
