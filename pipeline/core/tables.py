@@ -35,8 +35,9 @@ class TableSpec:
         return next(c for c in self.columns if c.name == name)
 
 
-# Tables where an exact repeat of a row is a repeated record (customers has its unique-id rule instead).
-DUPLICATE_CHECKED = ("events", "support_contacts", "surveys", "payments")
+# The timestamped activity tables (all but customers): an exact repeat of a row is a repeated record
+# (customers has its unique-id rule instead), and their newest row tells how fresh the data is.
+ACTIVITY_TABLES = ("events", "support_contacts", "surveys", "payments")
 
 _ID = Column("customer_id", "id")
 _TS = Column("ts", "timestamp")

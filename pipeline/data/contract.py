@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 
 from churn_pipeline.core.errors import DataValidationError
-from churn_pipeline.core.tables import DUPLICATE_CHECKED, Column, Kind, TableSpec
+from churn_pipeline.core.tables import ACTIVITY_TABLES, Column, Kind, TableSpec
 
 
 @dataclass(frozen=True)
@@ -398,7 +398,7 @@ def check_table(
             problems.append(
                 f"{spec.name}.{c.column}: {count:,} of {n_rows:,} rows {c.rule} (e.g. {ex}); {c.fix}"
             )
-    if spec.name in DUPLICATE_CHECKED and n_rows:
+    if spec.name in ACTIVITY_TABLES and n_rows:
         window = None
         if limits.duplicates_window_days is not None and "ts" in raw_schema:
             ts = normalised_expr(spec.column("ts"), raw_schema["ts"], id_type)

@@ -4,23 +4,31 @@ shared simulated company with a model trained by `churn_pipeline.stages.train.ru
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from churn_pipeline.core.artifacts import AT_RISK_COLUMNS, score_dir
 from churn_pipeline.core.config import DriftConfig, FeatureConfig, LabelConfig, ScoringConfig, TierConfig
 from churn_pipeline.core.errors import ConfigError, DataValidationError, DriftError, StaleDataError
 from churn_pipeline.data.io import source_from_frames
 from churn_pipeline.stages.score import (
+    at_risk_list,
+    list_size_pct,
+    rank_scores,
+    risk_tiers,
+    run_counts,
+    run_scoring,
+)
+from churn_pipeline.stages.score_checks import (
     check_drift,
     check_model_features,
     check_outputs,
     check_staleness,
     feature_cause,
-    list_size_pct,
-    rank_scores,
-    risk_tiers,
 )
 
 AS_OF = dt.date(2025, 3, 31)
@@ -48,6 +56,35 @@ def test_risk_tiers_are_cumulative_top_percentages_of_the_list():
     assert risk_tiers(np.array([1, 2, 3]), 3, tiers).tolist() == ["critical", None, None]
 
 
+def test_at_risk_list_carries_the_scores_rank_date_and_version_with_tiers_values_and_reasons():
+    scores = rank_scores(pd.Series([10, 11, 12, 13, 14]), np.array([0.1, 0.9, 0.5, 0.7, 0.3]), AS_OF, "3")
+    top = scores.iloc[:3]
+    reasons = pd.DataFrame(
+        {
+            "reason_1": ["r1 of 11", "r1 of 13", None],
+            "reason_2": [None, "r2 of 13", None],
+            "reason_3": [None, None, None],
+            "suggested_action": ["call", "mail", "watch"],
+        }
+    )
+    tiers = (TierConfig(name="critical", top_pct=30), TierConfig(name="high", top_pct=60))  # 1, 2 of 3
+    at_risk = at_risk_list(top, reasons, np.array([100.0, 10.0, np.nan]), tiers)
+
+    assert list(at_risk.columns) == list(AT_RISK_COLUMNS)
+    assert at_risk["customer_id"].tolist() == [11, 13, 12] and at_risk["rank"].tolist() == [1, 2, 3]
+    assert at_risk["risk_tier"].tolist() == ["critical", "high", None]
+    assert at_risk["reason_1"].tolist() == ["r1 of 11", "r1 of 13", None]
+    assert at_risk["suggested_action"].tolist() == ["call", "mail", "watch"]
+    assert np.allclose(at_risk["expected_value_at_risk"].to_numpy()[:2], [90.0, 7.0])
+    assert np.isnan(at_risk["expected_value_at_risk"].iloc[2])
+    assert set(at_risk["as_of"]) == {AS_OF} and set(at_risk["model_version"]) == {"3"}
+
+    counts = run_counts(scores, at_risk)
+    assert (counts.active_scored, counts.at_risk) == (5, 3)
+    assert counts.by_tier == {"critical": 1, "high": 1, "None": 1}
+    assert counts.mean_probability_scored == pytest.approx(0.5)
+
+
 def test_list_size_from_profit_metadata_or_config():
     assert list_size_pct(ScoringConfig(list_size="profit"), {"optimal_list_pct": 7}, 10.0)[0] == 7.0
     pct, origin = list_size_pct(ScoringConfig(list_size=3.5), {"optimal_list_pct": 7}, 10.0)
@@ -59,10 +96,12 @@ def test_list_size_from_profit_metadata_or_config():
 def test_drift_warns_between_thresholds_and_fails_above():
     cfg = DriftConfig(warn_psi=0.1, fail_psi=0.25)
     ok = check_drift(pd.Series({"a": 0.01, "b": 0.15}), cfg)
-    assert ok["status"] == "warn" and ok["warnings"] == {"b": 0.15} and set(ok["psi"]) == {"a", "b"}
+    assert ok.status == "warn" and ok.warnings == {"b": 0.15} and list(ok.psi) == ["b", "a"]  # riskiest first
     with pytest.raises(DriftError, match=r"tenure_days \(PSI 0\.400\).*scoring\.drift\.fail_psi"):
         check_drift(pd.Series({"a": 0.01, "tenure_days": 0.4, "b": 0.15}), cfg)
-    assert check_drift(pd.Series({"a": 0.0}), cfg)["status"] == "passed"
+    assert check_drift(pd.Series({"a": 0.0}), cfg).status == "passed"
+    skipped = check_drift(pd.Series(dtype=float), cfg)
+    assert skipped.to_dict() == {"status": "skipped", "reason": skipped.reason, "warnings": {}, "psi": {}}
 
 
 def test_model_feature_check_names_the_config_key_that_decides_each_feature():
@@ -127,7 +166,8 @@ def _source(events_until: dt.date | None, payments_until: dt.date | None = None)
 def test_staleness_uses_the_newest_event_known_at_the_as_of_date():
     # An event 9 days AFTER the as-of date exists, but is not known at it and must not make the data fresh.
     fresh = check_staleness(_source(AS_OF - dt.timedelta(days=3)), AS_OF, 3)
-    assert fresh["newest_activity"] == str(AS_OF - dt.timedelta(days=3)) and fresh["age_days"] == 3
+    assert fresh.newest_activity == AS_OF - dt.timedelta(days=3) and fresh.age_days == 3
+    assert fresh.to_dict()["newest_activity"] == "2025-03-28"
     with pytest.raises(StaleDataError) as err:
         check_staleness(_source(AS_OF - dt.timedelta(days=4)), AS_OF, 3)
     message = str(err.value)
@@ -136,7 +176,7 @@ def test_staleness_uses_the_newest_event_known_at_the_as_of_date():
 
 def test_staleness_falls_back_to_other_activity_tables_without_events():
     got = check_staleness(_source(None, payments_until=AS_OF - dt.timedelta(days=1)), AS_OF, 3)
-    assert got["table"] == "payments" and got["age_days"] == 1
+    assert got.table == "payments" and got.age_days == 1
     with pytest.raises(StaleDataError, match="payments"):
         check_staleness(_source(None, payments_until=AS_OF - dt.timedelta(days=30)), AS_OF, 3)
 
@@ -219,7 +259,6 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
     from churn_pipeline.features.catalog import describe
     from churn_pipeline.models.evaluate import top_k_count
     from churn_pipeline.models.registry import load_model
-    from churn_pipeline.stages.score import run_scoring
     from churn_pipeline.stages.training_set import compute_features
 
     cfg, training = trained
@@ -236,7 +275,7 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
     # Size, order and tiers.
     model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model)
     n, k = len(scores), top_k_count(len(scores), model.metadata["optimal_list_pct"])
-    assert len(at_risk) == k == manifest["list_size"]["customers"] and version == result.model_version
+    assert len(at_risk) == k == manifest.list_size.customers and version == result.model_version
     assert at_risk["rank"].tolist() == list(range(1, k + 1))
     p = at_risk["churn_probability"].to_numpy()
     assert (np.diff(p) <= 0).all() and ((p >= 0) & (p <= 1)).all()
@@ -264,10 +303,15 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
     assert at_risk["suggested_action"].notna().all()
 
     # The manifest records what happened.
-    assert manifest["model"]["version"] == version and manifest["as_of"] == as_of.isoformat()
-    assert manifest["counts"]["active_scored"] == n and manifest["counts"]["at_risk"] == k
-    assert {"validation", "staleness", "drift", "outputs"} <= set(manifest["checks"])
-    assert set(manifest["checks"]["drift"]["psi"]) == set(model.feature_names)
+    assert manifest.model.version == version and manifest.as_of == as_of
+    assert manifest.counts.active_scored == n and manifest.counts.at_risk == k
+    assert set(manifest.checks.drift.psi) == set(model.feature_names)
+    # ... and manifest.json is that record, with the published files' checksums.
+    on_disk = json.loads((result.out_dir / "manifest.json").read_text())
+    assert on_disk == manifest.to_dict() and on_disk["as_of"] == as_of.isoformat()
+    assert set(on_disk["checks"]) == {"validation", "staleness", "drift", "outputs"}
+    for name in ("scores.parquet", "at_risk.parquet"):
+        assert on_disk["files"][name] == hashlib.sha256((result.out_dir / name).read_bytes()).hexdigest()
     assert {p.name for p in result.out_dir.iterdir()} == RUN_FILES
 
 
@@ -275,7 +319,6 @@ def test_scoring_lists_only_active_customers_with_their_own_reasons(trained):
 def test_treeshap_attribution_gives_treeshap_reasons(trained, tmp_path):
     from churn_pipeline.features.catalog import describe
     from churn_pipeline.models.registry import load_model
-    from churn_pipeline.stages.score import run_scoring
     from churn_pipeline.stages.training_set import compute_features
 
     cfg, _ = trained
@@ -302,9 +345,6 @@ def test_treeshap_attribution_gives_treeshap_reasons(trained, tmp_path):
 
 @pytest.mark.slow
 def test_rerunning_a_date_gives_byte_identical_outputs(trained):
-    import json
-
-    from churn_pipeline.stages.score import run_scoring, score_dir
 
     cfg, _ = trained
     as_of = run_scoring(cfg).as_of - dt.timedelta(days=1)
@@ -326,7 +366,6 @@ def test_rerunning_a_date_gives_byte_identical_outputs(trained):
 
 @pytest.mark.slow
 def test_stale_data_and_failed_validation_publish_nothing(trained, tmp_path):
-    from churn_pipeline.stages.score import run_scoring, score_dir
 
     cfg, _ = trained
     previous = run_scoring(cfg, model_version=None)
@@ -352,7 +391,6 @@ def test_stale_data_and_failed_validation_publish_nothing(trained, tmp_path):
 
 @pytest.mark.slow
 def test_drift_above_fail_psi_fails_and_publishes_nothing_below_it_warns(trained, tmp_path):
-    from churn_pipeline.stages.score import run_scoring
 
     cfg, _ = trained
 
@@ -378,8 +416,8 @@ def test_drift_above_fail_psi_fails_and_publishes_nothing_below_it_warns(trained
         }
     )
     result = run_scoring(lenient)
-    drift = result.manifest["checks"]["drift"]
-    assert drift["status"] == "warn" and "monthly_fee" in drift["warnings"]
+    drift = result.manifest.checks.drift
+    assert drift.status == "warn" and "monthly_fee" in drift.warnings
     assert result.drift_warnings["monthly_fee"] > drifted.scoring.drift.fail_psi
 
 
@@ -426,7 +464,6 @@ def test_inactivity_models_score_only_customers_with_recent_activity(company, tm
     # has already churned by this definition and must not be scored or listed.
     import duckdb
 
-    from churn_pipeline.stages.score import run_scoring
     from churn_pipeline.stages.train import run_training
 
     label = LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
