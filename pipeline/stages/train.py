@@ -46,6 +46,7 @@ from churn_pipeline.models.split import (
     split_dates,
 )
 from churn_pipeline.models.training import Trained, refit_chosen, train_candidates
+from churn_pipeline.stages.training_set import TrainingSet, TrainingSetManifest, load_or_build_training_set
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,6 @@ class EvaluationResult:
 
 # -- helpers ------------------------------------------------------------------------------------------------
 def _training_set(cfg: Config, progress: bool):
-    from churn_pipeline.stages.training_set import load_or_build_training_set
-
     return load_or_build_training_set(cfg, progress=progress)
 
 
@@ -321,8 +320,8 @@ def _train(cfg: Config, steps: Steps, oracle_of: Oracle | None) -> TrainingResul
     with steps.step("training set (build or reuse)"), steps.paused():
         ts = _training_set(cfg, steps.progress)
         manifest = ts.manifest
-        features = list(manifest["features"])
-        categorical = list(manifest.get("categorical_features", []))
+        features = list(manifest.features)
+        categorical = list(manifest.categorical_features)
     _rss("training set loaded")
     with steps.step("split"):
         frame, rate = _training_rows(ts, mc)
@@ -408,10 +407,10 @@ def _train(cfg: Config, steps: Steps, oracle_of: Oracle | None) -> TrainingResul
     ) as run:
         run_id = run.info.run_id
         model.metadata = {
-            "label": manifest.get("label"),
+            "label": manifest.label.to_json(),
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "data_fingerprint": manifest.get("data_fingerprint"),
-            "training_set_fingerprint": manifest.get("fingerprint"),
+            "data_fingerprint": manifest.data_fingerprint,
+            "training_set_fingerprint": manifest.fingerprint,
             "optimal_list_pct": ev.list_pct,
             "optimal_list_origin": ev.list_pct_origin,
             "metrics": ev.metrics[chosen],
@@ -439,8 +438,8 @@ def _train(cfg: Config, steps: Steps, oracle_of: Oracle | None) -> TrainingResul
                 {
                     "stage": "train",
                     "split.kind": split.kind,
-                    "data.fingerprint": str(manifest.get("data_fingerprint")),
-                    "training_set.fingerprint": str(manifest.get("fingerprint")),
+                    "data.fingerprint": manifest.data_fingerprint,
+                    "training_set.fingerprint": manifest.fingerprint,
                     "candidate.chosen": chosen,
                     "candidate.reason": sel.reason,
                 }
@@ -464,14 +463,14 @@ def _train(cfg: Config, steps: Steps, oracle_of: Oracle | None) -> TrainingResul
                     "final_fit.rows": final_rows,
                     "split.folds": len(split.folds or []),
                     "split.test_snapshots": ",".join(_dates(split.test_snapshots)),
-                    "data.fingerprint": manifest.get("data_fingerprint"),
-                    "training_set.fingerprint": manifest.get("fingerprint"),
+                    "data.fingerprint": manifest.data_fingerprint,
+                    "training_set.fingerprint": manifest.fingerprint,
                     "n_features": len(features),
                 }
             )
             _log_training_input(split.development, features, manifest)
             mlflow.log_text(yaml.safe_dump(public_config(cfg), sort_keys=False), "config.yaml")
-            mlflow.log_dict(json.loads(json.dumps(manifest, default=str)), "training_set/manifest.json")
+            mlflow.log_dict(manifest.to_json(), "training_set/manifest.json")
             mlflow.log_dict(
                 {"features": features, "categorical_features": categorical, "categories": trained.categories},
                 "features.json",
@@ -521,7 +520,7 @@ def _train(cfg: Config, steps: Steps, oracle_of: Oracle | None) -> TrainingResul
         split_sizes=split.sizes(),
         best_iteration=_best_iteration(chosen_fit),
         features=features,
-        training_set_fingerprint=str(manifest.get("fingerprint")),
+        training_set_fingerprint=manifest.fingerprint,
         seconds=time.perf_counter() - start,
         tuning_trials=0 if lgbm is None or lgbm.trials is None else len(lgbm.trials),
         timings=steps.timings,
@@ -548,16 +547,14 @@ def _training_rows(ts, mc) -> tuple[pd.DataFrame, float | None]:
     snapshots already sampled at the rate the whole set needs (`models.split.sampling_rate` of the manifest's
     counts; the split samples them again by the same rule, which keeps them all). The rate, or None when the
     rows come whole from memory."""
-    from churn_pipeline.stages.training_set import TrainingSet
-
-    snapshots = ts.manifest.get("snapshots") or []
+    snapshots = ts.manifest.snapshots
     if not isinstance(ts, TrainingSet) or len(snapshots) < 2:
         return ts.frame, None
-    dates = [dt.date.fromisoformat(s["date"]) for s in snapshots]
+    dates = [s.date for s in snapshots]
     train_dates, valid_dates, _, _ = split_dates(dates, mc)
     dev = [s for s, d in zip(snapshots, dates, strict=True) if d in set(train_dates) | set(valid_dates)]
-    rows = sum(int(s["rows"]) for s in dev)
-    churners = sum(int(round(s["rows"] * s["churn_rate"])) for s in dev)
+    rows = sum(s.rows for s in dev)
+    churners = sum(s.churners for s in dev)
     rate = sampling_rate(rows, churners, mc.max_training_rows)
     if rate >= 1.0:
         return ts.read(), rate
@@ -586,16 +583,18 @@ def _baseline_probabilities(split: Split, cfg: Config) -> dict[str, np.ndarray]:
     return out
 
 
-def _log_training_input(development: pd.DataFrame, features: list[str], manifest: dict) -> None:
+def _log_training_input(
+    development: pd.DataFrame, features: list[str], manifest: TrainingSetManifest
+) -> None:
     """The development rows as the run's training dataset: schema, row count and the training set's
     fingerprint as digest (MLflow stores no copy of the rows and, given the digest, does not hash them)."""
     from mlflow.models import infer_signature
 
     dataset = mlflow.data.from_pandas(
         development,
-        name=f"training_set-{manifest.get('fingerprint')}",
+        name=f"training_set-{manifest.fingerprint}",
         targets="label",
-        digest=str(manifest.get("fingerprint"))[:36] if manifest.get("fingerprint") else None,
+        digest=manifest.fingerprint[:36] if manifest.fingerprint else None,
     )
     # MLflow infers the schema from every row (11 s for the demo's 100k rows); the columns' types are the
     # same in the first rows. `schema` is a cached property: setting it skips the full scan.
@@ -695,7 +694,7 @@ def _evaluate(cfg: Config, version: str | None, steps: Steps, oracle_of: Oracle 
                 "stage": "evaluate",
                 "registry.model": cfg.tracking.registered_model,
                 "registry.version": version,
-                "data.fingerprint": str(ts.manifest.get("data_fingerprint")),
+                "data.fingerprint": ts.manifest.data_fingerprint,
             }
         )
         mlflow.log_params(
