@@ -46,7 +46,7 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
-    from churn_pipeline.stages.train import ORACLE
+    from churn_pipeline.stages.evaluation import ORACLE
 
     chosen = evaluation.chosen
     scorers = [chosen] + [k for k in evaluation.metrics if k not in (chosen, ORACLE)]
