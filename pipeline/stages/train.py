@@ -437,43 +437,56 @@ def run_evaluation(
         steps.close()
 
 
-def _evaluate(cfg: Config, version: str | None, steps: Steps, oracle_of: Oracle | None) -> EvaluationResult:
+def _evaluate(cfg: Config, version: str | None, steps: Steps, oracle: Oracle | None) -> EvaluationResult:
     start = time.perf_counter()
     with steps.step("load model"):
         model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model, version)
     with steps.step("training set (build or reuse)"), steps.paused():
         ts = _training_set(cfg, steps.progress)
         test, test_dates = held_out_test(ts.frame, cfg.model)
-    warnings = []
-    trained_on = model.metadata.get("train_snapshots") or []
-    if trained_on and max(trained_on) >= str(min(test_dates)):
-        warnings.append(
-            f"v{version} was trained on snapshots up to {max(trained_on)}, which reaches into the test snapshots "
-            f"({', '.join(_dates(test_dates))}): these metrics are optimistic"
-        )
+    warnings = _leakage_warnings(model, version, test_dates)
     with steps.step("score test snapshots"):
-        scored = scored_rows(test, {MODEL: model.predict(None, test)}, oracle_of)
-        pct = model.metadata.get("optimal_list_pct")
-        ev = evaluate_scores(
-            scored,
-            cfg,
-            test_dates,
-            list_pct=float(pct) if pct else None,
-            list_pct_origin=model.metadata.get("optimal_list_origin", "the model's evaluation"),
-        )
-    exp_id = tracking.experiment_id(cfg)
+        scored = scored_rows(test, {MODEL: model.predict(None, test)}, oracle)
+        ev = _registered_evaluation(scored, model, test_dates, cfg)
+    experiment = tracking.experiment_id(cfg)
     with (
         steps.step("MLflow: metrics and plots"),
-        tracking.start_run(exp_id, f"evaluate v{version}") as run,
+        tracking.start_run(experiment, f"evaluate v{version}") as run,
     ):
         tracking.log_evaluation_run(cfg, version, ts.manifest, test, scored, ev, model, warnings)
     return EvaluationResult(
         run_id=run.info.run_id,
-        experiment_id=exp_id,
+        experiment_id=experiment,
         tracking_uri=cfg.tracking_uri,
         model_name=cfg.tracking.registered_model,
         model_version=version,
         evaluation=ev,
         warnings=warnings,
         seconds=time.perf_counter() - start,
+    )
+
+
+def _leakage_warnings(model: ChurnModel, version: str, test_dates: list[dt.date]) -> list[str]:
+    """A warning when the model learnt from the test snapshots (a final fit on every row): its metrics on
+    them are then optimistic."""
+    trained_on = model.metadata.get("train_snapshots") or []
+    if not trained_on or max(trained_on) < str(min(test_dates)):
+        return []
+    return [
+        f"v{version} was trained on snapshots up to {max(trained_on)}, which reaches into the test snapshots "
+        f"({', '.join(_dates(test_dates))}): these metrics are optimistic"
+    ]
+
+
+def _registered_evaluation(
+    scored: Scored, model: ChurnModel, test_dates: list[dt.date], cfg: Config
+) -> Evaluation:
+    """The registered model's test metrics, and what the list size it publishes earns on the test rows."""
+    pct = model.metadata.get("optimal_list_pct")
+    return evaluate_scores(
+        scored,
+        cfg,
+        test_dates,
+        list_pct=float(pct) if pct else None,
+        list_pct_origin=model.metadata.get("optimal_list_origin", "the model's evaluation"),
     )
