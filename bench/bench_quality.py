@@ -78,6 +78,7 @@ from rich.table import Table
 
 from bench.common import OUT
 from churn_pipeline.data.io import atomic_directory, atomic_write_json, atomic_write_text
+from churn_pipeline.stages.training_set import TrainingSetManifest
 
 ROOT = Path(__file__).resolve().parent.parent
 QUALITY = OUT / "quality"
@@ -369,8 +370,8 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
     outcome = pd.Series(_outcome(full, customers, eval_ids, eval_date, label["kind"]), index=eval_ids)
 
     training_set, manifest = _training_set(root / "work", root / "train")
-    features = list(manifest["features"])
-    categorical = set(manifest["categorical_features"])
+    features = list(manifest.features)
+    categorical = set(manifest.categorical_features)
     eval_frame = pd.read_parquet(root / "work" / "features" / f"as_of={eval_date.isoformat()}.parquet")
     eval_frame = eval_frame.set_index("customer_id").loc[eval_ids, features]
     train_x = training_set[features].reset_index(drop=True)
@@ -410,12 +411,12 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
     )
 
 
-def _training_set(workdir: Path, source: Path) -> tuple[pd.DataFrame, dict]:
+def _training_set(workdir: Path, source: Path) -> tuple[pd.DataFrame, TrainingSetManifest]:
     """The training set `churn build-training-set` wrote for `source` (the newest, if several)."""
     found = []
     for manifest_path in (workdir / "training_sets").glob("*/manifest.json"):
-        manifest = json.loads(manifest_path.read_text())
-        if Path(manifest.get("data_source") or "").resolve() == source.resolve():
+        manifest = TrainingSetManifest.read(manifest_path)
+        if Path(manifest.data_source or "").resolve() == source.resolve():
             found.append((manifest_path.stat().st_mtime, manifest_path.parent, manifest))
     if not found:
         raise SystemExit(f"no training set of {source} under {workdir / 'training_sets'}")

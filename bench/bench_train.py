@@ -8,7 +8,6 @@ child's resident memory and stops it above `KILL_RSS_GB` (the machine is shared)
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import shutil
 import time
@@ -31,7 +30,7 @@ def _train_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed training run and this process's peak RSS."""
     from churn_pipeline.simulator.oracle import oracle_for
     from churn_pipeline.stages.train import run_training
-    from churn_pipeline.stages.training_set import MANIFEST_FILE, training_set_dir
+    from churn_pipeline.stages.training_set import MANIFEST_FILE, TrainingSetManifest, training_set_dir
 
     cfg = Config.model_validate_json(cfg_json)
     started = time.perf_counter()
@@ -43,9 +42,9 @@ def _train_child(cfg_json: str, queue: mp.Queue) -> None:
             "seconds": seconds,
             "peak_rss_gb": (proc_status_kb("self", "VmHWM") or 0) / 1024**2,
             "split_rows": result.split_sizes,
-            "rows_in_training_set": json.loads(
-                (training_set_dir(cfg, result.training_set_fingerprint) / MANIFEST_FILE).read_text()
-            )["rows"],
+            "rows_in_training_set": TrainingSetManifest.read(
+                training_set_dir(cfg, result.training_set_fingerprint) / MANIFEST_FILE
+            ).rows,
             "strategy": result.strategy,
             "features": len(result.features),
             "chosen": result.chosen,

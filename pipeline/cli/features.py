@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -19,7 +20,11 @@ from churn_pipeline.cli._common import (
     reported_errors,
 )
 from churn_pipeline.features.catalog import family
-from churn_pipeline.stages.training_set import load_or_build_training_set, write_feature_table
+
+# The stages are imported inside the commands: they load ibis, DuckDB and pyarrow, which `churn --help` and
+# the other commands need not wait for.
+if TYPE_CHECKING:
+    from churn_pipeline.stages.training_set import FeatureTableResult, TrainingSet
 
 app = typer.Typer()
 
@@ -30,13 +35,15 @@ def features(
 ) -> None:
     """Compute the point-in-time feature table of every active customer as of a date and write it as Parquet."""
     with reported_errors():
+        from churn_pipeline.stages.training_set import write_feature_table
+
         cfg = load(config, data, out)
         when = parse_as_of(as_of)
         result = write_feature_table(cfg, when)
     print_after_publish(f"the feature table ({result.path})", _print_features, result)
 
 
-def _print_features(result) -> None:
+def _print_features(result: FeatureTableResult) -> None:
     names = [c for c in result.frame.columns if c != "customer_id"]
     per_family = Counter(family(name) for name in names)  # first-seen order, as the columns come
     table = Table(title=f"features as of {result.as_of}", title_justify="left")
@@ -58,27 +65,29 @@ def _print_features(result) -> None:
 def build_training_set(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
     """Build (or reuse) the labelled rolling-snapshot training set and print rows and churn rate per snapshot."""
     with reported_errors():
+        from churn_pipeline.stages.training_set import load_or_build_training_set
+
         cfg = load(config, data, out)
         ts = load_or_build_training_set(cfg)
     print_after_publish(f"the training set ({ts.path})", _print_training_set, ts)
 
 
-def _print_training_set(ts) -> None:
+def _print_training_set(ts: TrainingSet) -> None:
     m = ts.manifest
     table = Table(
-        title=f"training set ({m['label']['kind']}, horizon {m['label']['horizon_days']} days)",
+        title=f"training set ({m.label.kind}, horizon {m.label.horizon_days} days)",
         title_justify="left",
     )
     table.add_column("snapshot")
     table.add_column("rows", justify="right")
     table.add_column("churn rate", justify="right")
-    for snap in m["snapshots"]:
-        table.add_row(snap["date"], f"{snap['rows']:,}", f"{snap['churn_rate']:.2%}")
+    for snap in m.snapshots:
+        table.add_row(snap.date.isoformat(), f"{snap.rows:,}", f"{snap.churn_rate:.2%}")
     table.add_section()
-    table.add_row("[bold]all[/]", f"[bold]{m['rows']:,}[/]", f"[bold]{m['churn_rate']:.2%}[/]")
+    table.add_row("[bold]all[/]", f"[bold]{m.rows:,}[/]", f"[bold]{m.churn_rate:.2%}[/]")
     console.print(table)
     console.print(
-        f"{len(m['features'])} features ({len(m['categorical_features'])} categorical), "
-        f"fingerprint {m['fingerprint']} -> {ts.path}",
+        f"{len(m.features)} features ({len(m.categorical_features)} categorical), "
+        f"fingerprint {m.fingerprint} -> {ts.path}",
         soft_wrap=True,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,7 +17,13 @@ from churn_pipeline.cli._common import (
     print_after_publish,
     reported_errors,
 )
-from churn_pipeline.core.config import redact
+from churn_pipeline.core.config import Config, redact
+
+# The stages are imported inside the commands (and the one printer that needs a name from them): they load
+# pandas, LightGBM and MLflow, which `churn --help` and the other commands need not wait for.
+if TYPE_CHECKING:
+    from churn_pipeline.stages.evaluation import Evaluation
+    from churn_pipeline.stages.train import EvaluationResult, TrainingResult
 
 app = typer.Typer()
 
@@ -45,8 +51,8 @@ def _fmt(value: float | None, pattern: str) -> str:
     return pattern.format(value)
 
 
-def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
-    from churn_pipeline.stages.train import ORACLE
+def _metrics_table(evaluation: Evaluation, title: str, list_size_pct: float) -> Table:
+    from churn_pipeline.stages.evaluation import MODEL, ORACLE
 
     chosen = evaluation.chosen
     scorers = [chosen] + [k for k in evaluation.metrics if k not in (chosen, ORACLE)]
@@ -54,7 +60,7 @@ def _metrics_table(evaluation, title: str, list_size_pct: float) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("metric", no_wrap=True)
     for k in scorers:
-        head = f"{k} *" if k == chosen and k != "model" else k
+        head = f"{k} *" if k == chosen and k != MODEL else k
         table.add_column(head, justify="right", no_wrap=True)
     ratio_key = f"{chosen}_to_oracle"
     has_ratio = ratio_key in evaluation.ratios
@@ -97,7 +103,7 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
     )
 
 
-def _print_training(result, cfg) -> None:
+def _print_training(result: TrainingResult, cfg: Config) -> None:
     ev = result.evaluation
     console.print(f"[bold]split:[/] {result.strategy}")
     sizes = result.split_sizes
@@ -124,7 +130,7 @@ def _print_training(result, cfg) -> None:
     console.print(f"  [bold]{_ui_hint(result.tracking_uri)}[/]", soft_wrap=True)
 
 
-def _print_evaluation(ev, title: str, cfg) -> None:
+def _print_evaluation(ev: Evaluation, title: str, cfg: Config) -> None:
     """The metrics table, the oracle note and the profit-optimal list size (train and evaluate alike)."""
     console.print(_metrics_table(ev, title, cfg.evaluation.list_size_pct))
     if ev.oracle_note:
@@ -159,7 +165,7 @@ def evaluate(
     print_after_publish(f"the evaluation run {result.run_id} (logged)", _print_evaluation_run, result, cfg)
 
 
-def _print_evaluation_run(result, cfg) -> None:
+def _print_evaluation_run(result: EvaluationResult, cfg: Config) -> None:
     ev = result.evaluation
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from churn_pipeline.core.config import Config
+from churn_pipeline.core.config import Config, LabelConfig
 from churn_pipeline.core.errors import ConfigError, DataValidationError
 from churn_pipeline.data.io import (
     Source,
@@ -49,13 +49,132 @@ TRAINING_SET_FILE = "training_set.parquet"
 MANIFEST_FILE = "manifest.json"
 
 
+@dataclass(frozen=True)
+class LabelDefinition:
+    """What a training set's labels mean (manifest `label`): the kind and horizon, and for an inactivity
+    label its lookback (absent from the file otherwise)."""
+
+    kind: str
+    horizon_days: int
+    inactivity_lookback_days: int | None = None
+
+    @classmethod
+    def of(cls, label: LabelConfig) -> LabelDefinition:
+        """The definition the label config gives."""
+        lookback = label.inactivity_lookback_days if label.kind == "inactivity" else None
+        return cls(label.kind, label.horizon_days, lookback)
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's `label` object."""
+        out: dict[str, Any] = {"kind": self.kind, "horizon_days": self.horizon_days}
+        if self.inactivity_lookback_days is not None:
+            out["inactivity_lookback_days"] = self.inactivity_lookback_days
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LabelDefinition:
+        """Read a manifest's `label` object."""
+        return cls(data["kind"], data["horizon_days"], data.get("inactivity_lookback_days"))
+
+
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """One snapshot of a training set: its date, rows and churn rate (manifest `snapshots`)."""
+
+    date: dt.date
+    rows: int
+    churn_rate: float
+
+    @property
+    def churners(self) -> int:
+        """Labelled churners (the file keeps the rate, which rows x rate gives back to the nearest integer)."""
+        return int(round(self.rows * self.churn_rate))
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of the manifest's `snapshots`."""
+        return {"date": self.date.isoformat(), "rows": self.rows, "churn_rate": self.churn_rate}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SnapshotSummary:
+        """Read one entry of the manifest's `snapshots`."""
+        return cls(dt.date.fromisoformat(data["date"]), data["rows"], data["churn_rate"])
+
+
+@dataclass(frozen=True)
+class TrainingSetManifest:
+    """What a training set holds and what it was built from: `manifest.json` beside its Parquet file.
+
+    `to_json`/`from_json` convert to and from the file's JSON object (the same keys and values since the
+    first manifest), so sets built before this type load as they are."""
+
+    fingerprint: str
+    data_fingerprint: str
+    data_source: str | None
+    data_end_date: dt.date
+    feature_set_version: str
+    snapshots: tuple[SnapshotSummary, ...]
+    rows: int
+    churn_rate: float
+    features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    label: LabelDefinition
+    feature_config: dict[str, Any]  # the features/snapshots config sections, as dumped (a record, not read)
+    snapshot_config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as its JSON object."""
+        return {
+            "fingerprint": self.fingerprint,
+            "data_fingerprint": self.data_fingerprint,
+            "data_source": self.data_source,
+            "data_end_date": self.data_end_date.isoformat(),
+            "feature_set_version": self.feature_set_version,
+            "snapshots": [s.to_json() for s in self.snapshots],
+            "rows": self.rows,
+            "churn_rate": self.churn_rate,
+            "features": list(self.features),
+            "categorical_features": list(self.categorical_features),
+            "label": self.label.to_json(),
+            "feature_config": self.feature_config,
+            "snapshot_config": self.snapshot_config,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainingSetManifest:
+        """Read the manifest's JSON object (KeyError, TypeError or ValueError when it is not one)."""
+        return cls(
+            fingerprint=data["fingerprint"],
+            data_fingerprint=data["data_fingerprint"],
+            data_source=data["data_source"],
+            data_end_date=dt.date.fromisoformat(data["data_end_date"]),
+            feature_set_version=data["feature_set_version"],
+            snapshots=tuple(SnapshotSummary.from_json(s) for s in data["snapshots"]),
+            rows=data["rows"],
+            churn_rate=data["churn_rate"],
+            features=tuple(data["features"]),
+            categorical_features=tuple(data["categorical_features"]),
+            label=LabelDefinition.from_json(data["label"]),
+            feature_config=data["feature_config"],
+            snapshot_config=data["snapshot_config"],
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingSetManifest:
+        """The manifest stored at `path`."""
+        return cls.from_json(json.loads(path.read_text()))
+
+    def write(self, path: Path) -> None:
+        """Store the manifest at `path` atomically."""
+        atomic_write_json(self.to_json(), path)
+
+
 class TrainingSet:
     """Stacked labelled snapshots: `frame` has customer_id, snapshot_date, features..., label (int8).
 
     Written one snapshot per Parquet row group; `frame` reads the whole file on first use (kept), `read` only
     the rows a filter keeps, one snapshot at a time, so a caller that needs a sample never holds all rows."""
 
-    def __init__(self, frame: pd.DataFrame | None, manifest: dict[str, Any], path: Path):
+    def __init__(self, frame: pd.DataFrame | None, manifest: TrainingSetManifest, path: Path):
         self._frame = frame
         self.manifest = manifest
         self.path = path
@@ -78,11 +197,11 @@ class TrainingSet:
 
     @property
     def features(self) -> list[str]:
-        return list(self.manifest["features"])
+        return list(self.manifest.features)
 
     @property
     def categorical_features(self) -> list[str]:
-        return list(self.manifest["categorical_features"])
+        return list(self.manifest.categorical_features)
 
 
 def read_training_set(
@@ -246,13 +365,13 @@ def _load_cached(path: Path, fingerprint: str) -> TrainingSet | None:
     if not (manifest_path.is_file() and data_path.is_file()):
         return None
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        manifest = TrainingSetManifest.read(manifest_path)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
         log.warning("ignoring unreadable training-set manifest %s (%s): rebuilding", manifest_path, e)
         return None
-    if manifest.get("fingerprint") != fingerprint:
+    if manifest.fingerprint != fingerprint:
         return None
-    log.info("reusing training set %s (%d rows, fingerprint %s)", path, manifest.get("rows"), fingerprint)
+    log.info("reusing training set %s (%d rows, fingerprint %s)", path, manifest.rows, fingerprint)
     return TrainingSet(None, manifest, path)
 
 
@@ -294,64 +413,91 @@ def load_or_build_training_set(
 
     dates = snapshot_dates(source.data_end_date, cfg.label, cfg.snapshots)
     categorical = categorical_features(feature_table(source.tables, dates[-1], cfg.features))
-    counts: list[dict[str, Any]] = []
-    features: list[str] = []
     with atomic_directory(path) as tmp:
         parts = tmp / "snapshots"
         parts.mkdir()
-        with Progress(
-            TextColumn("[bold]training set[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not progress,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("snapshots", total=len(dates))
-            for i, as_of in enumerate(dates):
-                bar.update(task, description=f"snapshot {as_of}")
-                try:
-                    frame = _snapshot_frame(source, cfg, as_of)
-                except DataValidationError as e:
-                    if any("no customer is active" in p for p in e.problems):
-                        raise ConfigError(
-                            f"training snapshot {as_of} has no labelled customers: the snapshots reach back before "
-                            f"the data ({len(dates)} snapshots every {cfg.snapshots.spacing_days} days ending "
-                            f"{dates[-1]}); lower snapshots.count or snapshots.spacing_days"
-                        ) from e
-                    raise
-                features = [c for c in frame.columns if c not in ("customer_id", "snapshot_date", "label")]
-                label = frame["label"].to_numpy()
-                counts.append({"date": as_of.isoformat(), "rows": len(frame), "churners": int(label.sum())})
-                # one snapshot in memory at a time: the stacked set never is (it is 2x its size in a concat)
-                pq.write_table(_snapshot_table(frame, categorical), parts / f"{i:04d}.parquet")
-                del frame, label
-                bar.advance(task)
+        counts, features = _write_snapshots(source, cfg, dates, categorical, parts, progress)
         _stack_snapshots(sorted(parts.iterdir()), tmp / TRAINING_SET_FILE, categorical)
         shutil.rmtree(parts)
-        rows = sum(c["rows"] for c in counts)
-        manifest = {
-            "fingerprint": fingerprint,
-            "data_fingerprint": source.fingerprint,
-            "data_source": str(source.path) if source.path is not None else None,
-            "data_end_date": source.data_end_date.isoformat(),
-            "feature_set_version": FEATURE_SET_VERSION,
-            "snapshots": [
-                {"date": c["date"], "rows": c["rows"], "churn_rate": c["churners"] / c["rows"]}
-                for c in counts
-            ],
-            "rows": rows,
-            "churn_rate": sum(c["churners"] for c in counts) / rows,
-            "features": features,
-            "categorical_features": categorical,
-            "label": _label_manifest(cfg),
-            "feature_config": cfg.features.model_dump(mode="json"),
-            "snapshot_config": cfg.snapshots.model_dump(mode="json"),
-        }
-        atomic_write_json(manifest, tmp / MANIFEST_FILE)
-    log.info("wrote training set %s (%d rows, %d features)", path, rows, len(features))
+        manifest = _manifest(cfg, source, fingerprint, counts, features, categorical)
+        manifest.write(tmp / MANIFEST_FILE)
+    log.info("wrote training set %s (%d rows, %d features)", path, manifest.rows, len(features))
     return TrainingSet(None, manifest, path)
+
+
+@dataclass(frozen=True)
+class _SnapshotCount:
+    date: dt.date
+    rows: int
+    churners: int
+
+
+def _write_snapshots(
+    source: Source, cfg: Config, dates: list[dt.date], categorical: list[str], folder: Path, progress: bool
+) -> tuple[list[_SnapshotCount], list[str]]:
+    """Each snapshot as `<folder>/NNNN.parquet` (one in memory at a time: the stacked set never is, it would be
+    2x its size in a concat); their counts and the feature columns."""
+    counts: list[_SnapshotCount] = []
+    features: list[str] = []
+    with Progress(
+        TextColumn("[bold]training set[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("snapshots", total=len(dates))
+        for i, as_of in enumerate(dates):
+            bar.update(task, description=f"snapshot {as_of}")
+            frame = _labelled_snapshot(source, cfg, as_of, dates)
+            features = [c for c in frame.columns if c not in ("customer_id", "snapshot_date", "label")]
+            counts.append(_SnapshotCount(as_of, len(frame), int(frame["label"].to_numpy().sum())))
+            pq.write_table(_snapshot_table(frame, categorical), folder / f"{i:04d}.parquet")
+            del frame
+            bar.advance(task)
+    return counts, features
+
+
+def _labelled_snapshot(source: Source, cfg: Config, as_of: dt.date, dates: list[dt.date]) -> pd.DataFrame:
+    """`_snapshot_frame`, with a snapshot before the data's customers reported as the config error it is."""
+    try:
+        return _snapshot_frame(source, cfg, as_of)
+    except DataValidationError as e:
+        if any("no customer is active" in p for p in e.problems):
+            raise ConfigError(
+                f"training snapshot {as_of} has no labelled customers: the snapshots reach back before "
+                f"the data ({len(dates)} snapshots every {cfg.snapshots.spacing_days} days ending "
+                f"{dates[-1]}); lower snapshots.count or snapshots.spacing_days"
+            ) from e
+        raise
+
+
+def _manifest(
+    cfg: Config,
+    source: Source,
+    fingerprint: str,
+    counts: list[_SnapshotCount],
+    features: list[str],
+    categorical: list[str],
+) -> TrainingSetManifest:
+    rows = sum(c.rows for c in counts)
+    return TrainingSetManifest(
+        fingerprint=fingerprint,
+        data_fingerprint=source.fingerprint,
+        data_source=str(source.path) if source.path is not None else None,
+        data_end_date=source.data_end_date,
+        feature_set_version=FEATURE_SET_VERSION,
+        snapshots=tuple(SnapshotSummary(c.date, c.rows, c.churners / c.rows) for c in counts),
+        rows=rows,
+        churn_rate=sum(c.churners for c in counts) / rows,
+        features=tuple(features),
+        categorical_features=tuple(categorical),
+        label=LabelDefinition.of(cfg.label),
+        feature_config=cfg.features.model_dump(mode="json"),
+        snapshot_config=cfg.snapshots.model_dump(mode="json"),
+    )
 
 
 def _snapshot_table(frame: pd.DataFrame, categorical: list[str]) -> pa.Table:
@@ -386,10 +532,3 @@ def _stack_snapshots(files: list[Path], out: Path, categorical: list[str]) -> No
             table = pq.read_table(f)
             writer.write_table(table.cast(schema), row_group_size=max(table.num_rows, 1))
             del table
-
-
-def _label_manifest(cfg: Config) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": cfg.label.kind, "horizon_days": cfg.label.horizon_days}
-    if cfg.label.kind == "inactivity":
-        out["inactivity_lookback_days"] = cfg.label.inactivity_lookback_days
-    return out

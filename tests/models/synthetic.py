@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churn_pipeline.stages.training_set import LabelDefinition, SnapshotSummary, TrainingSetManifest
+
 FEATURES = [
     "tenure_days",
     "logins_30d",
@@ -32,7 +34,7 @@ class SyntheticSet:
     """Stands in for `TrainingSet` (.frame, .manifest, .path) plus the true churn probability of each row."""
 
     frame: pd.DataFrame
-    manifest: dict
+    manifest: TrainingSetManifest
     true_probability: np.ndarray
     path: Path | None = None
     extra: dict = field(default_factory=dict)
@@ -90,22 +92,27 @@ def make_training_set(
     )
     p = 1.0 / (1.0 + np.exp(-true_logit(frame, shift)))
     frame["label"] = (rng.random(n) < p).astype(np.int8)
-    snaps = [
-        {
-            "date": str(d),
-            "rows": int(n_customers),
-            "churn_rate": float(frame.loc[frame.snapshot_date == pd.Timestamp(d), "label"].mean()),
-        }
+    snaps = tuple(
+        SnapshotSummary(
+            d, int(n_customers), float(frame.loc[frame.snapshot_date == pd.Timestamp(d), "label"].mean())
+        )
         for d in dates
-    ]
-    manifest = {
-        "fingerprint": f"synthetic-{seed}-{n_customers}-{snapshots}",
-        "data_fingerprint": f"data-{seed}",
-        "snapshots": snaps,
-        "features": list(FEATURES),
-        "categorical_features": list(CATEGORICAL),
-        "label": {"kind": "cancellation", "horizon_days": 30},
-    }
+    )
+    manifest = TrainingSetManifest(
+        fingerprint=f"synthetic-{seed}-{n_customers}-{snapshots}",
+        data_fingerprint=f"data-{seed}",
+        data_source=None,
+        data_end_date=last_snapshot + dt.timedelta(days=30),
+        feature_set_version="synthetic",
+        snapshots=snaps,
+        rows=len(frame),
+        churn_rate=float(frame["label"].mean()),
+        features=tuple(FEATURES),
+        categorical_features=tuple(CATEGORICAL),
+        label=LabelDefinition("cancellation", 30),
+        feature_config={},
+        snapshot_config={},
+    )
     return SyntheticSet(frame=frame, manifest=manifest, true_probability=p)
 
 
@@ -140,7 +147,7 @@ def fit_churn_model(
         rows = frame.index.isin(split.train.index)
         frame.loc[rows, "label"] = rng.permutation(frame.loc[rows, "label"].to_numpy())
         split = out_of_time_split(frame, cfg)
-    features, cats = ts.manifest["features"], ts.manifest["categorical_features"]
+    features, cats = list(ts.manifest.features), list(ts.manifest.categorical_features)
     trained = train_candidates(split, features, cats, cfg)
     model = ChurnModel(
         estimator=trained.fitted(),
@@ -149,7 +156,7 @@ def fit_churn_model(
         categorical_features=cats,
         categories=trained.categories,
         reference=reference_profile(split.development, features, cats),
-        metadata={"label": ts.manifest["label"], "optimal_list_pct": 10},
+        metadata={"label": ts.manifest.label.to_json(), "optimal_list_pct": 10},
         column_types={f: mlflow_column_type(split.development[f].dtype) for f in features if f not in cats},
     )
     return model, split

@@ -79,7 +79,7 @@ def test_csv_gives_the_same_training_set_as_parquet(company, company_as_csv, tmp
     cfg = company.config_in(tmp_path / "c")
     from_csv = load_or_build_training_set(cfg, source=open_source(company_as_csv), progress=False)
     pd.testing.assert_frame_equal(from_csv.frame, from_parquet.frame, check_exact=True)
-    assert from_csv.manifest["categorical_features"] == from_parquet.manifest["categorical_features"]
+    assert from_csv.manifest.categorical_features == from_parquet.manifest.categorical_features
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     # the training set is the run's dataset input
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].tags[0].value == "training"
-    assert inputs[0].dataset.digest == str(synthetic.manifest["fingerprint"])[:36]
+    assert inputs[0].dataset.digest == synthetic.manifest.fingerprint[:36]
     # the learning curve, also as a metric history
     assert len(client.get_metric_history(result.run_id, "valid_lightgbm_curve_logloss")) > 1
 
@@ -112,7 +112,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     local = client.download_artifacts(result.run_id, "features.json", str(tmp_path))
     with open(local) as fh:
         features = json.load(fh)
-    assert features["features"] == synthetic.manifest["features"]
+    assert features["features"] == list(synthetic.manifest.features)
     # artifacts live next to the store, not in the current directory
     assert (tmp_path / "work" / "mlartifacts").is_dir()
 
@@ -138,7 +138,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
         evaluate.profit_at_share(test["label"], p, cfg.evaluation, result.optimal_list_pct)
     )
     assert model.metadata["data_fingerprint"] == "data-31" and model.metadata["run_id"] == result.run_id
-    assert set(model.reference["features"]) == set(synthetic.manifest["features"])
+    assert set(model.reference["features"]) == set(synthetic.manifest.features)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.registered_model}/1")
     assert np.array_equal(np.asarray(pyfunc.predict(model.input_frame(test))), p)
 

@@ -20,6 +20,9 @@ from churn_pipeline.core.errors import ConfigError, DataValidationError
 from churn_pipeline.data.io import open_source
 from churn_pipeline.features.labels import snapshot_dates
 from churn_pipeline.stages.training_set import (
+    MANIFEST_FILE,
+    LabelDefinition,
+    TrainingSetManifest,
     compute_features,
     feature_table_path,
     load_or_build_training_set,
@@ -171,21 +174,98 @@ def test_training_set_stacks_labelled_snapshots(built, data_dir: Path) -> None:
 def test_training_set_manifest(built) -> None:
     cfg, ts = built
     m = ts.manifest
-    assert ts.path == cfg.workdir / "training_sets" / m["fingerprint"]
+    assert ts.path == cfg.workdir / "training_sets" / m.fingerprint
     on_disk = json.loads((ts.path / "manifest.json").read_text())
-    assert on_disk == m
-    assert m["fingerprint"] == training_set_fingerprint(cfg, m["data_fingerprint"])
-    assert m["data_fingerprint"] == open_source(cfg.data.source).fingerprint
-    assert m["label"] == {"kind": "cancellation", "horizon_days": 30}
-    assert m["features"] == [
+    assert on_disk == m.to_json()
+    assert TrainingSetManifest.from_json(on_disk) == m
+    assert m.fingerprint == training_set_fingerprint(cfg, m.data_fingerprint)
+    assert m.data_fingerprint == open_source(cfg.data.source).fingerprint
+    assert m.data_end_date == DATA_END
+    assert m.label == LabelDefinition("cancellation", 30)
+    assert on_disk["label"] == {"kind": "cancellation", "horizon_days": 30}
+    assert list(m.features) == [
         c for c in ts.frame.columns if c not in ("customer_id", "snapshot_date", "label")
     ]
-    assert m["categorical_features"] == ["plan", "loyalty_member"]
-    assert m["rows"] == len(ts.frame)
-    for snap in m["snapshots"]:
-        rows = ts.frame[ts.frame["snapshot_date"] == pd.Timestamp(snap["date"])]
-        assert snap["rows"] == len(rows)
-        assert snap["churn_rate"] == pytest.approx(rows["label"].mean())
+    assert m.categorical_features == ("plan", "loyalty_member")
+    assert m.rows == len(ts.frame)
+    assert m.churn_rate == pytest.approx(ts.frame["label"].mean())
+    for snap in m.snapshots:
+        rows = ts.frame[ts.frame["snapshot_date"] == pd.Timestamp(snap.date)]
+        assert snap.rows == len(rows)
+        assert snap.churn_rate == pytest.approx(rows["label"].mean())
+        assert snap.churners == rows["label"].sum()
+
+
+# A manifest.json as the builder wrote it before the manifest had a type (keys sorted, two-space indent):
+# such files must keep loading, and a manifest must still be written in exactly this form.
+STORED_MANIFEST = """{
+  "categorical_features": [
+    "plan"
+  ],
+  "churn_rate": 0.125,
+  "data_end_date": "2024-10-26",
+  "data_fingerprint": "d41d8cd98f00b204",
+  "data_source": "/data/acme",
+  "feature_config": {
+    "windows": [
+      7,
+      30
+    ]
+  },
+  "feature_set_version": "2",
+  "features": [
+    "tenure_days",
+    "plan"
+  ],
+  "fingerprint": "0123456789abcdef",
+  "label": {
+    "horizon_days": 30,
+    "inactivity_lookback_days": 21,
+    "kind": "inactivity"
+  },
+  "rows": 16,
+  "snapshot_config": {
+    "count": 2,
+    "spacing_days": 14
+  },
+  "snapshots": [
+    {
+      "churn_rate": 0.1,
+      "date": "2024-09-12",
+      "rows": 10
+    },
+    {
+      "churn_rate": 0.16666666666666666,
+      "date": "2024-09-26",
+      "rows": 6
+    }
+  ]
+}
+"""
+
+
+def test_a_stored_manifest_loads_and_is_written_back_unchanged(tmp_path: Path) -> None:
+    stored = tmp_path / "stored.json"
+    stored.write_text(STORED_MANIFEST)
+    m = TrainingSetManifest.read(stored)
+    assert m.features == ("tenure_days", "plan") and m.data_source == "/data/acme"
+    assert m.label == LabelDefinition("inactivity", 30, 21)
+    assert [(s.date, s.rows, s.churners) for s in m.snapshots] == [
+        (dt.date(2024, 9, 12), 10, 1),
+        (dt.date(2024, 9, 26), 6, 1),
+    ]
+    m.write(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == STORED_MANIFEST
+
+
+def test_a_manifest_missing_keys_is_rebuilt(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path, snapshots=SnapshotConfig(count=2, spacing_days=14))
+    first = load_or_build_training_set(cfg, progress=False)
+    manifest = first.path / MANIFEST_FILE
+    good = manifest.read_text()
+    manifest.write_text(json.dumps({"fingerprint": first.manifest.fingerprint, "rows": first.manifest.rows}))
+    again = load_or_build_training_set(cfg, progress=False)
+    assert again.manifest == first.manifest and manifest.read_text() == good
 
 
 def test_training_set_is_reused_while_the_fingerprint_matches(built, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,14 +287,14 @@ def test_a_config_or_data_change_builds_a_new_training_set(built, tmp_path: Path
     longer = cfg.model_copy(update={"label": LabelConfig(horizon_days=14)})
     other = load_or_build_training_set(longer, progress=False)
     assert other.path != first.path
-    assert other.manifest["label"]["horizon_days"] == 14
-    assert other.manifest["data_fingerprint"] == first.manifest["data_fingerprint"]
+    assert other.manifest.label.horizon_days == 14
+    assert other.manifest.data_fingerprint == first.manifest.data_fingerprint
 
     new_data = _write_source(tmp_path / "data", seed=3)
     moved = load_or_build_training_set(
         cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": new_data})}), progress=False
     )
-    assert moved.manifest["data_fingerprint"] != first.manifest["data_fingerprint"]
+    assert moved.manifest.data_fingerprint != first.manifest.data_fingerprint
     assert moved.path != first.path
 
 
@@ -251,7 +331,12 @@ def test_inactivity_training_set_labels_only_recently_active_customers(
         data_dir, tmp_path, label=LabelConfig(kind="inactivity", horizon_days=30, inactivity_lookback_days=30)
     )
     ts = load_or_build_training_set(cfg, progress=False)
-    assert ts.manifest["label"] == {"kind": "inactivity", "horizon_days": 30, "inactivity_lookback_days": 30}
+    assert ts.manifest.label == LabelDefinition("inactivity", 30, 30)
+    assert ts.manifest.to_json()["label"] == {
+        "kind": "inactivity",
+        "horizon_days": 30,
+        "inactivity_lookback_days": 30,
+    }
     # labelled customers all had an event in the 30 days ending at the snapshot
     assert (ts.frame["active_days_30d"] > 0).all()
     assert 0 < ts.frame["label"].mean() < 1
@@ -307,12 +392,10 @@ def test_cli_errors_are_clear(
 def test_training_set_of_the_simulated_company(company, tmp_path: Path) -> None:
     cfg = company.config_in(tmp_path)
     ts = load_or_build_training_set(cfg, progress=False)
-    assert [s["date"] for s in ts.manifest["snapshots"]] == [
-        d.isoformat()
-        for d in snapshot_dates(open_source(cfg.data.source).data_end_date, cfg.label, cfg.snapshots)
-    ]
-    assert len(ts.manifest["snapshots"]) == 4
-    rates = [s["churn_rate"] for s in ts.manifest["snapshots"]]
+    data_end = open_source(cfg.data.source).data_end_date
+    assert [s.date for s in ts.manifest.snapshots] == snapshot_dates(data_end, cfg.label, cfg.snapshots)
+    assert len(ts.manifest.snapshots) == 4
+    rates = [s.churn_rate for s in ts.manifest.snapshots]
     assert all(0 < r < 0.5 for r in rates)
     assert "events_login_30d" in ts.frame.columns and "days_since_last_purchase" in ts.frame.columns
     assert not ts.frame.duplicated(["customer_id", "snapshot_date"]).any()
@@ -422,7 +505,5 @@ def test_snapshots_with_different_dtypes_and_categories_stack_like_a_concat(
     expected = _concatenated(made, ["plan", "loyalty_member"])
     assert expected["count"].dtype == np.float64 and expected["customer_id"].dtype == object
     pd.testing.assert_frame_equal(ts.frame, expected)
-    assert ts.manifest["rows"] == len(expected) == 4 + 5 + 6
-    assert [s["churn_rate"] for s in ts.manifest["snapshots"]] == [
-        pytest.approx(f["label"].mean()) for f in made
-    ]
+    assert ts.manifest.rows == len(expected) == 4 + 5 + 6
+    assert [s.churn_rate for s in ts.manifest.snapshots] == [pytest.approx(f["label"].mean()) for f in made]
