@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from churn_pipeline.core.config import Config
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.data.io import open_source
+from churn_pipeline.data.spark import spark_session
 from churn_pipeline.features.catalog import family
 from churn_pipeline.stages.training_set import compute_features, in_customer_order
 
@@ -66,3 +68,25 @@ def test_spark_reads_parquet_only(spark, tmp_path, small_company: Config) -> Non
     frame.to_csv(tmp_path / "customers.csv", index=False)
     with pytest.raises(ConfigError, match="customers.csv is CSV, and the spark engine reads Parquet only"):
         open_source(tmp_path, cfg=_on(small_company, "spark").data)
+
+
+def test_the_session_is_the_active_one(spark) -> None:
+    """A session from the environment (spark-submit, Databricks, here the test session's) is used, not a new one."""
+    assert spark_session() is spark
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_a_folder_of_parts_on_spark_holds_the_same_rows(spark, tmp_path, small_company: Config) -> None:
+    for table in small_company.data.source.glob("*.parquet"):
+        shutil.copy(table, tmp_path / table.name)
+    events = pd.read_parquet(tmp_path / "events.parquet")
+    (tmp_path / "events.parquet").unlink()
+    (tmp_path / "events").mkdir()
+    half = len(events) // 2
+    events.iloc[:half].to_parquet(tmp_path / "events" / "part-0.parquet", index=False)
+    events.iloc[half:].to_parquet(tmp_path / "events" / "part-1.parquet", index=False)
+    on_spark = open_source(tmp_path, cfg=_on(small_company, "spark").data)
+    counted = on_spark.tables.events.group_by("event_type").agg(n=on_spark.tables.events.count()).execute()
+    expected = events.groupby("event_type").size()
+    assert dict(zip(counted.event_type, counted.n, strict=True)) == expected.to_dict()
+    assert on_spark.tables.events.schema() == open_source(tmp_path).tables.events.schema()
