@@ -16,10 +16,10 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv and install the project with dev extras
+setup: $(VENV)/.installed ## Create .venv and install the project with the dev and spark extras
 
 demo: setup ## Simulate a ~20k-customer company, validate, train, score and export the at-risk list
 	$(BIN)/churn simulate --config $(CONFIG)

@@ -22,6 +22,7 @@ from churn_pipeline.core.config import FeatureConfig
 from churn_pipeline.features.base import (
     Metrics,
     aggregate,
+    bit_or,
     count_where,
     day_bit_words,
     days_set,
@@ -73,7 +74,7 @@ def event_count_metrics(recent: ir.Table, windows: Sequence[int], event_types: S
 
 def active_day_metrics(recent: ir.Table, windows: Sequence[int]) -> Metrics:
     """active_days_<w>d: distinct calendar days with at least one event, per window (`base.day_bit_words`)."""
-    words = [word.bit_or() for word in day_bit_words(recent.age, max(windows))]
+    words = [bit_or(word) for word in day_bit_words(recent.age, max(windows))]
     return {f"active_days_{w}d": days_set(words, w) for w in windows}
 
 

@@ -183,6 +183,13 @@ def _bit_count(x: dt_.int64) -> dt_.int8:  # DuckDB and Spark both have BIT_COUN
     """Number of set bits."""
 
 
+@ibis.udf.agg.builtin(name="bit_or")
+def bit_or(
+    x: dt_.int64,
+) -> dt_.int64:  # ibis 12's Spark compiler has no rule for `.bit_or()`; the function exists in both
+    """Bitwise OR of a column's values (per group)."""
+
+
 # Active days without COUNT(DISTINCT day): COUNT(DISTINCT) per window is the slowest aggregate there is (a
 # hash set per group and window). Instead each row sets bit `age` (days before the as-of date, 0 = the as-of
 # day) of a per-customer bit mask, kept as 62-day int64 words; BIT_OR over a customer's rows gives the days
@@ -194,7 +201,7 @@ BITS_PER_WORD = 62  # the sign bit and one spare stay clear
 def day_bit_words(age: ir.IntegerValue, span_days: int) -> list[ir.IntegerValue]:
     """Per row: the words of a bit mask with bit `age` set (all zero when age is outside [0, span_days)).
 
-    Aggregate each word with `.bit_or()` per customer, then count a window's days with `days_set`.
+    Aggregate each word with `bit_or` per customer, then count a window's days with `days_set`.
     """
     one = ibis.literal(1).cast("int64")
     words = []

@@ -36,6 +36,12 @@ class DataConfig(_Section):
     """Where the input tables live and how fresh they must be."""
 
     source: Path = Field(Path("data/company"), description="Folder of Parquet/CSV files, or a DuckDB file.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Engine the features are computed on: duckdb (embedded), or spark (the active SparkSession, "
+        "else a local one; needs the spark extra and Java). With spark the source must be Parquet, and the "
+        "contract is still checked by DuckDB reading the same files.",
+    )
     oracle: Path | None = Field(
         None, description="Simulator ground truth (never read as input); enables oracle metrics."
     )

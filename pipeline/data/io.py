@@ -10,11 +10,15 @@ is counted and named by validation, not a read error), other columns keep the ty
 a CSV gives none, so its other columns take the type DuckDB's CSV sniffer infers (numbers, booleans,
 dates), and the same data as CSV or Parquet makes the same tables. Timestamps are UTC: an offset in a CSV
 value is applied, a value without one is UTC already.
+
+With `data.engine: spark` the source is opened (and validated) the same way, then its tables are handed
+to Spark with the same types (`churn_pipeline.data.spark`): Spark reads the Parquet files itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -25,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import ibis
@@ -36,6 +40,7 @@ import pyarrow.parquet as pq
 from churn_pipeline.core.config import DataConfig
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.tables import TABLE_NAMES, TABLES, SourceTables, TableSpec
+from churn_pipeline.data import spark
 from churn_pipeline.data.contract import (
     ALL_NULL,
     ExtraColumn,
@@ -61,15 +66,18 @@ class Source:
     """An opened, normalised (and normally validated) data source."""
 
     path: Path | None
-    con: Any  # ibis DuckDB backend
+    con: Any  # ibis backend: DuckDB, or PySpark with engine "spark"
     tables: SourceTables
     data_end_date: dt.date
     fingerprint: str
     report: ValidationReport
+    engine: Literal["duckdb", "spark"] = "duckdb"
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
-        """The raw DuckDB connection behind the ibis backend."""
+        """The raw DuckDB connection behind the ibis backend (DuckDB sources only)."""
+        if self.engine != "duckdb":
+            raise TypeError(f"this source's tables are on {self.engine}, not DuckDB")
         return self.con.con
 
 
@@ -77,10 +85,22 @@ def _sql_str(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _discover_folder(folder: Path) -> tuple[dict[str, str], dict[str, Path], list[Path]]:
-    """Map table name -> SQL reading it, the CSV files among them, and the files read (for the fingerprint)."""
+@dataclass(frozen=True)
+class _Found:
+    """The tables of a source folder: SQL reading each, the CSV files and the Parquet file or folder
+    among them, and every file read (for the fingerprint)."""
+
+    readers: dict[str, str]
+    csv_files: dict[str, Path]
+    parquet: dict[str, Path]
+    files: list[Path]
+
+
+def _discover_folder(folder: Path) -> _Found:
+    """Find the tables of a source folder (`<table>.parquet`, `<table>.csv` or a `<table>/` of Parquet parts)."""
     readers: dict[str, str] = {}
     csv_files: dict[str, Path] = {}
+    parquet: dict[str, Path] = {}
     files: list[Path] = []
     for name in TABLE_NAMES:
         candidates = {
@@ -99,6 +119,7 @@ def _discover_folder(folder: Path) -> tuple[dict[str, str], dict[str, Path], lis
         kind, p = next(iter(found.items()))
         if kind == "parquet":
             readers[name] = f"read_parquet({_sql_str(p)})"
+            parquet[name] = p
             files.append(p)
         elif kind == "csv":
             # All text: the contract (and `_sniffed_columns` for the other columns) does the typing, so a bad
@@ -111,8 +132,9 @@ def _discover_folder(folder: Path) -> tuple[dict[str, str], dict[str, Path], lis
             if not parts:
                 raise ConfigError(f"data source {folder}: folder {p} holds no .parquet files")
             readers[name] = f"read_parquet({_sql_str(p / '**' / '*.parquet')}, union_by_name = true)"
+            parquet[name] = p
             files.extend(parts)
-    return readers, csv_files, files
+    return _Found(readers, csv_files, parquet, files)
 
 
 def _sniffed_columns(duck: duckdb.DuckDBPyConnection, path: Path) -> dict[str, tuple[str, str]]:
@@ -214,22 +236,34 @@ def open_source(
 ) -> Source:
     """Open a data source folder or DuckDB file; with `validate`, contract violations raise DataValidationError.
 
-    `cfg` holds the rule settings (default: the defaults), `today` the date no data may be later than
-    (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later;
+    `cfg` holds the rule settings and the engine (default: the defaults), `today` the date no data may be later
+    than (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later;
     `duplicates_window_days` limits the exact-duplicate check to each table's last N days (default: all rows).
     """
     path = Path(path)
-    limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of, duplicates_window_days)
+    cfg = cfg or DataConfig()
+    limits = contract_limits(cfg, today or utc_today(), as_of, duplicates_window_days)
     con = _connect()
     raw: dict[str, str] = {}
     sniffed: dict[str, dict[str, tuple[str, str]]] = {}
+    found: _Found | None = None
     if path.is_dir():
-        readers, csv_files, files = _discover_folder(path)
-        for name, reader in readers.items():
+        found = _discover_folder(path)
+        if cfg.engine == "spark" and found.csv_files:
+            raise ConfigError(
+                f"data source {path}: {', '.join(p.name for p in found.csv_files.values())} is CSV, and the "
+                f"spark engine reads Parquet only; convert it to Parquet or set data.engine: duckdb"
+            )
+        for name, reader in found.readers.items():
             con.con.execute(f"CREATE VIEW {q('raw_' + name)} AS SELECT * FROM {reader}")
             raw[name] = "raw_" + name
-        sniffed = {name: _sniffed_columns(con.con, p) for name, p in csv_files.items()}
-        fingerprint = _file_digest(files, path)
+        sniffed = {name: _sniffed_columns(con.con, p) for name, p in found.csv_files.items()}
+        fingerprint = _file_digest(found.files, path)
+    elif cfg.engine == "spark" and path.exists():
+        raise ConfigError(
+            f"data source {path}: the spark engine reads a folder of Parquet files (<table>.parquet or "
+            f"<table>/ folders of parts); point data.source at one or set data.engine: duckdb"
+        )
     elif path.is_file() and path.suffix.lower() in DUCKDB_SUFFIXES:
         con.con.execute(f"ATTACH {_sql_str(path)} AS src (READ_ONLY)")
         present = {
@@ -260,7 +294,16 @@ def open_source(
             f"data source {path} has no customers table (expected customers.parquet, customers.csv, "
             f"a customers/ folder of Parquet parts, or a DuckDB table named customers)"
         )
-    return _normalise(con, raw, path, fingerprint, validate, limits, sniffed)
+    source = _normalise(con, raw, path, fingerprint, validate, limits, sniffed)
+    return _on_spark(source, found.parquet if found else None) if cfg.engine == "spark" else source
+
+
+def _on_spark(source: Source, parquet: dict[str, Path] | None) -> Source:
+    """The opened (and validated) DuckDB source with its tables on Spark, typed alike."""
+    con = spark.connect()
+    return dataclasses.replace(
+        source, con=con, tables=spark.spark_tables(con, source.tables, parquet), engine="spark"
+    )
 
 
 def source_from_frames(
@@ -271,13 +314,15 @@ def source_from_frames(
     today: dt.date | None = None,
     as_of: dt.date | None = None,
 ) -> Source:
-    """A source from in-memory pandas frames, through the same typing and validation as files."""
+    """A source from in-memory pandas frames, through the same typing and validation as files (and on
+    Spark, with `cfg.engine` spark, as a copy of the typed tables)."""
     unknown = set(frames) - set(TABLE_NAMES)
     if unknown:
         raise ConfigError(f"unknown table(s) {sorted(unknown)}; tables are {list(TABLE_NAMES)}")
     if "customers" not in frames:
         raise ConfigError("a source needs a customers table")
-    limits = contract_limits(cfg or DataConfig(), today or utc_today(), as_of)
+    cfg = cfg or DataConfig()
+    limits = contract_limits(cfg, today or utc_today(), as_of)
     con = _connect()
     h = hashlib.blake2b(digest_size=16)
     for name in TABLE_NAMES:
@@ -287,7 +332,8 @@ def source_from_frames(
             h.update(name.encode())
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
             h.update(",".join(map(str, df.columns)).encode())
-    return _normalise(con, {n: f"raw_{n}" for n in frames}, None, h.hexdigest(), validate, limits, {})
+    source = _normalise(con, {n: f"raw_{n}" for n in frames}, None, h.hexdigest(), validate, limits, {})
+    return _on_spark(source, None) if cfg.engine == "spark" else source
 
 
 def _raw_schema(con: duckdb.DuckDBPyConnection, view: str, spec: TableSpec) -> dict[str, str]:
