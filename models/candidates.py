@@ -9,8 +9,7 @@ per-feature contributions in log-odds that sum with a bias column to those log-o
   `models.explain` (TreeSHAP or the tree-path attribution); settings sized to the data, optionally tuned
   with Optuna.
 - `logistic`: L2 logistic regression on an encoding that suits churn data: numbers as quantile bins (one-hot,
-  with their own bin for missing values) plus a standardised linear term (the number clipped to its training
-  0.1%..99.9% quantiles), categoricals one-hot
+  with their own bin for missing values) plus a standardised signed-log linear term, categoricals one-hot
   (missing/unseen as their own level); C chosen on validation. A feature's contribution is the sum of
   coefficient x (encoded value - its training mean) over the feature's encoded columns.
 - `blend`: w x lightgbm + (1 - w) x logistic on the log-odds scale, w chosen on validation; contributions
@@ -395,9 +394,6 @@ class LightGBMCandidate(Candidate):
 
 # ---------------------------------------------------------------------------------------------- logistic
 _BINS = 6
-# the linear term is clipped to these training quantiles: a few extreme values neither set its scale nor, at
-# scoring, push a row's log-odds beyond what training saw
-_CLIP = (0.001, 0.999)
 _C_GRID = (0.01, 0.1, 1.0)  # warm-started path, strongest regularisation first
 
 
@@ -408,7 +404,7 @@ class _Encoding:
     kinds: list[str]  # per feature: "cat" | "num"
     edges: list[np.ndarray | None]  # numeric bin edges
     levels: list[int]  # one-hot levels per feature (incl. the missing level)
-    lin_center: np.ndarray  # per feature: mean / sd of the clipped value (numbers only)
+    lin_center: np.ndarray  # per feature: mean / sd of the signed-log value (numbers only)
     lin_scale: np.ndarray
     lin_lo: np.ndarray
     lin_hi: np.ndarray
@@ -448,19 +444,28 @@ class _Encoding:
                 level = np.where(miss, self.levels[j] - 1, np.searchsorted(edges, v, side="right"))
             indices[:, j] = level + self.offsets[j]
         for k, j in enumerate(self.numeric):
-            lin = np.clip(x[:, j].astype(np.float64), self.lin_lo[k], self.lin_hi[k])
+            lin = np.clip(_signed_log(x[:, j]), self.lin_lo[k], self.lin_hi[k])
             data[:, f + k] = np.where(np.isfinite(lin), (lin - self.lin_center[k]) / self.lin_scale[k], 0.0)
             indices[:, f + k] = self.n_onehot + k
         indptr = np.arange(0, n * width + 1, width, dtype=itype)
         return sparse.csr_matrix((data.ravel(), indices.ravel(), indptr), shape=(n, self.width))
 
 
+def _signed_log(v: np.ndarray) -> np.ndarray:
+    """sign(v) x log(1 + |v|) (NaN stays NaN), in place on a fresh C-ordered copy of `v`."""
+    out = np.ascontiguousarray(v, dtype=np.float64).copy()
+    with np.errstate(invalid="ignore"):
+        np.abs(out, out=out)
+        np.log1p(out, out=out)
+        np.copysign(out, v, out=out)
+    return out
+
+
 def fit_encoding(x: np.ndarray, schema: Schema, bins: int = _BINS) -> _Encoding:
-    """Quantile bins (+ a missing bin) and clipped linear terms of the numbers, one-hot categoricals."""
+    """Quantile bins (+ a missing bin) and signed-log linear terms of the numbers, one-hot categoricals."""
     f = x.shape[1]
     kinds, edges, levels = [], [], []
     numeric = [j for j in range(f) if j not in schema.n_categories]
-    clip = np.zeros((2, len(numeric)))  # the linear terms' clipping range per numeric feature
     for j in range(f):
         if j in schema.n_categories:
             kinds.append("cat")
@@ -469,27 +474,23 @@ def fit_encoding(x: np.ndarray, schema: Schema, bins: int = _BINS) -> _Encoding:
             continue
         col = x[:, j]
         finite = col[np.isfinite(col)]
-        # the bin edges and, at both ends, the linear term's clipping range, in one pass
-        probs = [_CLIP[0], *np.linspace(0, 1, bins + 1)[1:-1], _CLIP[1]]
-        q = np.quantile(finite, probs) if finite.size else np.array([])
-        if finite.size:
-            clip[:, kinds.count("num")] = q[0], q[-1]
+        q = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]) if finite.size else np.array([])
         # edges in the matrix's precision (`transform` compares values in it)
-        e = np.unique(q[1:-1].astype(x.dtype if x.dtype == np.float32 else np.float64))
+        e = np.unique(q.astype(x.dtype if x.dtype == np.float32 else np.float64))
         kinds.append("num")
         edges.append(e)
         levels.append(len(e) + 2)  # bins + missing
-    # statistics of the clipped linear terms one column at a time: nanmean/nanstd copy their input several
-    # times, which for all columns at once was the logistic candidate's peak memory
-    stats = np.zeros((2, len(numeric)))
+    # statistics of the signed-log terms one column at a time: nanmean/nanstd copy their input several times,
+    # which for all columns at once was the logistic candidate's peak memory
+    stats = np.zeros((4, len(numeric)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: its statistics are 0
         for k, j in enumerate(numeric):
-            lin = np.clip(x[:, j].astype(np.float64), clip[0, k], clip[1, k])
-            lin[~np.isfinite(x[:, j])] = np.nan  # infinite inputs count as missing
-            stats[:, k] = np.nanmean(lin), np.nanstd(lin)
-    lo, hi = clip
-    center, scale = np.nan_to_num(stats[0]), np.nan_to_num(stats[1])
+            lin = _signed_log(x[:, j])
+            lin[np.isinf(lin)] = np.nan  # infinite inputs count as missing, like in `transform`
+            stats[:, k] = np.nanmin(lin), np.nanmax(lin), np.nanmean(lin), np.nanstd(lin)
+    lo, hi = stats[0], stats[1]
+    center, scale = np.nan_to_num(stats[2]), np.nan_to_num(stats[3])
     scale[scale == 0] = 1.0
     offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
     return _Encoding(

@@ -295,12 +295,12 @@ def test_large_sets_refit_only_the_chosen_candidate(monkeypatch):
 
 
 def test_logistic_is_not_underfit_on_a_linear_signal():
-    """On data whose log-odds are linear in the raw numbers (scales from 0.01 to 1,000: a transformed linear
-    term or the quantile bins alone would have to bend to a straight line), with a categorical and 5% positives
-    like churn data, the logistic candidate (C chosen on validation by the default metric) is within 1% of the
-    validation log loss of a plain scikit-learn logistic regression (one-hot + standardised numbers, default C)
-    fitted on the same rows. Enough rows (20,000) that the bins' extra coefficients cost little variance: a gap
-    here is bias (too strong a penalty, a poor optimum, a transform that cannot follow the signal)."""
+    """On data whose log-odds are linear in the raw numbers (scales from 0.01 to 1,000, so the signed-log term
+    and the quantile bins have to recover a straight line), with a categorical and 5% positives like churn
+    data, the logistic candidate (C chosen on validation by the default metric) is within 1% of the validation
+    log loss of a plain scikit-learn logistic regression (one-hot + standardised numbers, default C) fitted on
+    the same rows. Enough rows (20,000) that the bins' extra coefficients cost little variance: a gap here is
+    bias (too strong a penalty, a poor optimum, a transform that cannot follow the signal)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
