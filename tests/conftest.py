@@ -1,4 +1,5 @@
-"""Shared fixtures: a small simulated company for stage-level tests."""
+"""Shared fixtures: a small simulated company for stage-level tests and one model trained on it; the groups
+that `pytest -n 2 --dist loadgroup` (`make test`) keeps on one worker."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.core.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
+from churn_pipeline.core.config import Config, LabelConfig, ScoringConfig, SimulationConfig, SnapshotConfig
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,27 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> SimulatedCompany:
         },
     )
     return SimulatedCompany(data_dir, truth_dir, cfg)
+
+
+@pytest.fixture(scope="session")
+def trained(company, tmp_path_factory):
+    """The shared company with a champion trained by `run_training` in a private working dir: (config, result).
+    One training for every test that needs a real model (scoring, hostile CLI, portable model); tests that
+    write outputs use their own workdir or `--out` with this registry pinned."""
+    from churn_pipeline.stages.train import run_training
+
+    workdir = tmp_path_factory.mktemp("scoring-work")
+    cfg = company.config_in(workdir, scoring=ScoringConfig(value_column="monthly_fee", value_months=12))
+    result = run_training(cfg)
+    return cfg, result
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` a test file runs on one worker (its module-scoped fixtures are built once, as
+    with `--dist loadfile`), and so do all the tests of the session-scoped `trained` model (one training)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = "trained" if "trained" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
