@@ -6,7 +6,7 @@ CONFIG ?= configs/demo.yaml
 AS_OF  ?=
 TO     ?= csv
 AS_OF_OPT := $(if $(AS_OF),--as-of $(AS_OF),)
-# 2: the cores of the project's machines (a test file, or the tests of one trained model, stay on one worker)
+# 2: the cores of the project's machines (the tests of the one trained model stay on one worker)
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
