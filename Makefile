@@ -6,6 +6,8 @@ CONFIG ?= configs/demo.yaml
 AS_OF  ?=
 TO     ?= csv
 AS_OF_OPT := $(if $(AS_OF),--as-of $(AS_OF),)
+# 2: the cores of the project's machines (the tests of the one trained model stay on one worker)
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo simulate validate features training-set train evaluate score export test test-fast lint bench clean clean-bench
@@ -52,11 +54,11 @@ score: setup ## Score active customers as of AS_OF into the at-risk list
 export: setup ## Export the at-risk list of AS_OF to TO (csv, jsonl, webhook, postgres)
 	$(BIN)/churn export --config $(CONFIG) --to $(TO) $(AS_OF_OPT)
 
-test: setup ## Run the whole test suite
-	$(BIN)/python -m pytest
+test: setup ## Run the whole test suite, slow tests included, on TEST_WORKERS processes (xdist)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup ## Tests without the slow ones
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 lint: setup ## Ruff lint and format check, and the import layers (lint-imports)
 	$(BIN)/ruff check .

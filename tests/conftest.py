@@ -1,4 +1,5 @@
-"""Shared fixtures: a small simulated company for stage-level tests."""
+"""Shared fixtures: a small simulated company for stage-level tests and one model trained on it, whose tests
+`pytest -n 2 --dist loadgroup` (`make test`) keeps on one worker."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.core.config import Config, LabelConfig, SimulationConfig, SnapshotConfig
+from churn_pipeline.core.config import Config, LabelConfig, ScoringConfig, SimulationConfig, SnapshotConfig
 from churn_pipeline.core.runtime import configure_process
 
 configure_process()  # the test session is an entry point: before any test imports LightGBM or MLflow
@@ -45,3 +46,45 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> SimulatedCompany:
         },
     )
     return SimulatedCompany(data_dir, truth_dir, cfg)
+
+
+@pytest.fixture(scope="session")
+def trained(company, tmp_path_factory):
+    """The shared company with a champion trained by `run_training` in a private working dir: (config, result).
+    One training for every test that needs a real model (scoring, hostile CLI, portable model); tests that
+    write outputs use their own workdir or `--out` with this registry pinned."""
+    from churn_pipeline.stages.train import run_training
+
+    workdir = tmp_path_factory.mktemp("scoring-work")
+    cfg = company.config_in(workdir, scoring=ScoringConfig(value_column="monthly_fee", value_months=12))
+    result = run_training(cfg)
+    return cfg, result
+
+
+# The files whose tests use `trained`: under `make test` (`-n 2 --dist loadgroup`) they run on one worker, so
+# the company is trained once; the Spark tests run on one worker too, so one local JVM starts (tests/spark shares
+# one session); every other test goes to whichever worker is free.
+TRAINED_FILES = frozenset(
+    {
+        "tests/pipeline/test_scoring.py",
+        "tests/pipeline/test_hostile_cli.py",
+        "tests/models/test_portable_model.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist's loadgroup scheduling with the files of `trained` as one group and tests/spark as another. (xdist 3.8 groups by rewriting
+    `item._nodeid`, which pytest 9 no longer reads, so `xdist_group` marks alone would not group anything.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneTraining(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            if path in TRAINED_FILES:
+                return "trained"
+            return "spark" if path.startswith("tests/spark/") else nodeid
+
+    return OneTraining(config, log)

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -115,7 +116,9 @@ def test_cli_export_csv_prints_summary_and_missing_list_exits_8(tmp_path):
     publish(Config(workdir=tmp_path / "work"), make_at_risk(4))
     ok = runner.invoke(app, ["export", "--config", str(cfg_path), "--as-of", "2025-03-31", "--to", "csv"])
     assert ok.exit_code == 0, ok.output
-    assert "4" in ok.output and "at_risk_2025-03-31.csv" in ok.output.replace("\n", "")
+    # the summary row: 4 records, 4 delivered now, 0 already delivered, 0 not delivered
+    assert re.search(r"│\s+4 │\s+4 │\s+0 │\s+0 │", ok.output), ok.output
+    assert "at_risk_2025-03-31.csv" in ok.output.replace("\n", "")
     assert (tmp_path / "work" / "exports" / "at_risk_2025-03-31.csv").is_file()
 
 

@@ -2,7 +2,7 @@
 
 One test per probe: display options after a published run, a bad `--out`, a model trained with another
 feature config, leftovers of killed scoring runs, formula-like text in CRM exports, and `churn --version`.
-The slow ones share one trained model (`trained`, module-scoped, from test_scoring).
+The slow ones share one trained model (`trained`, session-scoped, from tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from churn_pipeline.cli import app
 from churn_pipeline.core.config import Config
 from churn_pipeline.core.errors import ConfigError
 from tests.pipeline.test_export import AS_OF, make_at_risk, publish
-from tests.pipeline.test_scoring import trained  # noqa: F401  (the fixture: one training for this module)
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -49,7 +48,7 @@ def _hidden(folder: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_score_top_zero_and_a_failing_summary_still_exit_0_once_published(trained, tmp_path, monkeypatch):  # noqa: F811
+def test_score_top_zero_and_a_failing_summary_still_exit_0_once_published(trained, tmp_path, monkeypatch):
     cfg, _ = trained
     cfg_path = _config_file(cfg, tmp_path / "c.yaml")
     out = tmp_path / "out"
@@ -101,7 +100,7 @@ def test_out_pointing_at_a_file_exits_2_naming_the_path_for_every_command(compan
 
 
 @pytest.mark.slow
-def test_model_trained_with_other_features_names_the_features_and_config_keys(trained, tmp_path):  # noqa: F811
+def test_model_trained_with_other_features_names_the_features_and_config_keys(trained, tmp_path):
     cfg, _ = trained
     assert cfg.features.windows == (7, 30, 90) and "plan" not in cfg.features.exclude_attributes
     cfg_path = _config_file(cfg, tmp_path / "c.yaml", windows=[7, 14, 30], exclude_attributes=["plan"])
@@ -151,7 +150,7 @@ def _age(folder: Path, seconds: float) -> None:
 
 
 @pytest.mark.slow
-def test_scoring_removes_old_leftovers_of_killed_runs_but_not_live_ones(trained, tmp_path):  # noqa: F811
+def test_scoring_removes_old_leftovers_of_killed_runs_but_not_live_ones(trained, tmp_path):
     cfg, _ = trained
     cfg_path = _config_file(cfg, tmp_path / "c.yaml")
     out = tmp_path / "out"

@@ -209,17 +209,6 @@ def test_output_check_rejects_churned_duplicate_and_out_of_range_rows():
 RUN_FILES = {"scores.parquet", "at_risk.parquet", "manifest.json"}
 
 
-@pytest.fixture(scope="module")
-def trained(company, tmp_path_factory):
-    """The shared company with a champion trained by `run_training` in a private working dir."""
-    from churn_pipeline.stages.train import run_training
-
-    workdir = tmp_path_factory.mktemp("scoring-work")
-    cfg = company.config_in(workdir, scoring=ScoringConfig(value_column="monthly_fee", value_months=12))
-    result = run_training(cfg)
-    return cfg, result
-
-
 def _customers(cfg) -> pd.DataFrame:
     frame = pd.read_parquet(cfg.data.source / "customers.parquet")
     for c in ("signup_date", "churn_date"):
