@@ -1,7 +1,7 @@
 """Input data contract v1: the tables, their columns, and the rules a data source must satisfy.
 
-The contract is declared once (`TABLES`) and compiled to SQL: one aggregate query per table counts every
-broken rule, so validating a large source costs one scan per table plus one anti-join per child table, and
+The contract is declared once (`churn_pipeline.core.tables.TABLES`) and compiled here to SQL: one aggregate
+query per table counts every broken rule, so validating a large source costs one scan per table plus one anti-join per child table, and
 one more scan hashing the rows of each child table for exact duplicates.
 Each broken rule becomes one problem line naming the table, the column, the rule, how many rows, a few
 example values, and how to fix it.

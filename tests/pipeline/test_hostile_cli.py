@@ -171,7 +171,7 @@ def test_scoring_removes_old_leftovers_of_killed_runs_but_not_live_ones(trained,
 
 
 def test_replaced_copies_are_removed_only_when_their_date_is_published(tmp_path):
-    from churn_pipeline.stages.score import remove_stale_publish_dirs
+    from churn_pipeline.stages.publish import remove_stale_publish_dirs
 
     scores = tmp_path / "scores"
     published, orphan = scores / ".as_of=2025-01-01.old-4242", scores / ".as_of=2025-01-02.old-4243"
