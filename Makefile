@@ -10,7 +10,7 @@ AS_OF_OPT := $(if $(AS_OF),--as-of $(AS_OF),)
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo simulate validate features training-set train evaluate score export test test-fast lint bench clean clean-bench
+.PHONY: help setup demo simulate validate features training-set train evaluate score export test test-slow test-all lint bench clean clean-bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -54,11 +54,14 @@ score: setup ## Score active customers as of AS_OF into the at-risk list
 export: setup ## Export the at-risk list of AS_OF to TO (csv, jsonl, webhook, postgres)
 	$(BIN)/churn export --config $(CONFIG) --to $(TO) $(AS_OF_OPT)
 
-test: setup ## Run the whole test suite, slow tests included, on TEST_WORKERS processes (xdist)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
-
-test-fast: setup ## Tests without the slow ones
+test: setup ## The test suite without the slow tests (end to end, Spark, fresh venv), on TEST_WORKERS processes (xdist)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+
+test-slow: setup ## Only the slow tests (CI runs them after `make test`)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m slow
+
+test-all: setup ## Every test, slow ones included
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: setup ## Ruff lint and format check, and the import layers (lint-imports)
 	$(BIN)/ruff check .

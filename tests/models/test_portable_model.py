@@ -229,15 +229,13 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_invocations(company_model, tmp_path):
     cfg, features_path, _, expected = company_model
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    bindir = Path(sys.executable).parent  # `python -m mlflow`: no console script needed in the venv
     port = _free_port()
     env = {**_clean_env(), "MLFLOW_TRACKING_URI": cfg.tracking_uri, "MLFLOW_REGISTRY_URI": cfg.tracking_uri}
-    env["PATH"] = (
-        f"{mlflow_cli.parent}{os.pathsep}{env.get('PATH', '')}"  # the server runs `uvicorn` from PATH
-    )
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"  # the server runs `uvicorn` from PATH
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [str(mlflow_cli), "models", "serve", "-m", f"models:/{cfg.tracking.registered_model}@{CHAMPION}",
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{cfg.tracking.registered_model}@{CHAMPION}",
          "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

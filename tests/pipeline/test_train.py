@@ -143,6 +143,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     assert np.array_equal(np.asarray(pyfunc.predict(model.input_frame(test))), p)
 
 
+@pytest.mark.slow  # two full trainings and an evaluation (~17 s)
 def test_a_worse_model_stays_challenger_and_evaluate_scores_the_champion(workdir, synthetic, use_set):
     cfg = Config(workdir=workdir, model=FAST.model_copy(update={"final_fit": "development"}))
     use_set(synthetic)

@@ -12,7 +12,7 @@ from churn_pipeline.features import build
 from tests.features.synthetic import as_known_at, random_frames, with_boundary_rows
 from tests.features.test_leakage import AS_OFS, CFG
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 ON_SPARK = DataConfig(engine="spark")
 

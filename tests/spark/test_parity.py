@@ -15,7 +15,7 @@ from churn_pipeline.data.spark import spark_session
 from churn_pipeline.features.catalog import family
 from churn_pipeline.stages.training_set import compute_features, in_customer_order
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def _on(cfg: Config, engine: str) -> Config:
