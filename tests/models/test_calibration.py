@@ -1,3 +1,5 @@
+"""Calibration: calibrated rates match true and observed rates, the raw score's order survives, both classes needed."""
+
 import numpy as np
 import pytest
 

@@ -1,3 +1,5 @@
+"""The ChurnModel: calibrated predictions per row, contributions summing to the log-odds, pyfunc round trip."""
+
 import mlflow
 import numpy as np
 import pandas as pd

@@ -1,3 +1,5 @@
+"""Drift: the reference profile and the population stability index (PSI) per feature."""
+
 import json
 
 import numpy as np

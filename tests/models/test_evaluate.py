@@ -1,3 +1,5 @@
+"""Evaluation metrics, calibration error, top-k counts and the campaign-profit curve on hand-computed examples."""
+
 import math
 
 import numpy as np

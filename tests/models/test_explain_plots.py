@@ -1,3 +1,5 @@
+"""Explanation: global importance ranks the driving features first; every figure renders."""
+
 import io
 
 import numpy as np

@@ -1,3 +1,5 @@
+"""The MLflow registry: the champion gate, its metric direction, and load errors that say how to fix them."""
+
 import mlflow
 import numpy as np
 import pytest

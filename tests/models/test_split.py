@@ -1,3 +1,5 @@
+"""Splits: out of time (never training on a later snapshot), customer-grouped CV for one snapshot, sampling."""
+
 import datetime as dt
 
 import numpy as np

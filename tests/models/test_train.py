@@ -1,3 +1,5 @@
+"""Model fitting: LightGBM early stopping, determinism, categories fixed at training, the logistic candidate."""
+
 import numpy as np
 import pandas as pd
 import pytest
