@@ -70,6 +70,11 @@ def _print_scoring(result: ScoringResult, top: int) -> None:
         f"(top {size.pct:.3g}%, {size.origin}); tiers {tiers}; "
         f"expected value at risk {m.value.total_expected_value_at_risk:,.0f}"
     )
+    if counts.control:
+        console.print(
+            f"Control group: [bold]{counts.control:,}[/] listed customers held out (group=control, "
+            "scoring.control_pct of each tier): leave them out of the campaign to measure what it saves"
+        )
     staleness = m.checks.staleness
     if staleness.status == "passed":
         console.print(
@@ -91,6 +96,7 @@ def _at_risk_table(head: pd.DataFrame, as_of: dt.date, listed: int) -> Table:
         ("customer", {}),
         ("probability", {"justify": "right"}),
         ("tier", {}),
+        ("group", {}),
         ("value at risk", {"justify": "right"}),
         ("reasons", {"overflow": "fold"}),
         ("suggested action", {}),
@@ -106,6 +112,7 @@ def _at_risk_table(head: pd.DataFrame, as_of: dt.date, listed: int) -> Table:
             str(row.customer_id),
             f"{row.churn_probability:.1%}",
             str(row.risk_tier or "-"),
+            str(row.group),
             f"{row.expected_value_at_risk:,.0f}",
             why or "-",
             str(row.suggested_action),

@@ -13,12 +13,14 @@ AT_RISK_FILE = "at_risk.parquet"
 MANIFEST_FILE = "manifest.json"
 # Delivery state of the webhook export, kept beside the list it describes: a re-scored identical list keeps it.
 WEBHOOK_LEDGER_FILE = "webhook_ledger.json"
+TREATMENT, CONTROL = "treatment", "control"  # the at-risk list's `group` values
 
 SCORES_COLUMNS = ("customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version")
 AT_RISK_COLUMNS = (
     "customer_id",
     "churn_probability",
     "risk_tier",
+    "group",  # treatment, or control: held out of the campaign (scoring.control_pct), never contacted
     "expected_value_at_risk",
     "reason_1",
     "reason_2",

@@ -371,6 +371,19 @@ class ScoringConfig(_Section):
     default_action: str = Field(
         "Retention review", description="Action when no mapped reason family applies."
     )
+    control_pct: float = Field(
+        10.0,
+        ge=0,
+        lt=100,
+        description="Share (%) of each tier of the at-risk list held out as a control group (group=control: "
+        "the CRM leaves them alone, so a campaign's effect can be measured); 0 = no control group.",
+    )
+    control_seed: int = Field(
+        0,
+        ge=0,
+        description="Seed of the control assignment (a hash of customer_id and this seed): the same customers "
+        "are drawn whenever they are listed; change it to draw a new control group.",
+    )
 
     @field_validator("list_size")
     @classmethod

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn_pipeline.core.artifacts import AT_RISK_COLUMNS, SCORES_COLUMNS, score_dir
+from churn_pipeline.core.artifacts import AT_RISK_COLUMNS, CONTROL, SCORES_COLUMNS, TREATMENT, score_dir
 from churn_pipeline.core.config import Config, ScoringConfig, TierConfig
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.progress import Steps
@@ -127,6 +127,26 @@ def risk_tiers(rank: np.ndarray, list_size: int, tiers: tuple[TierConfig, ...]) 
     return names[np.searchsorted(cutoffs, np.asarray(rank), side="left")]
 
 
+def control_group(customer_ids: pd.Series, tiers: np.ndarray, control_pct: float, seed: int) -> np.ndarray:
+    """`control` or `treatment` per listed customer: in each tier, the round(control_pct% x tier size)
+    customers with the lowest hash of (customer_id, seed) are held out.
+
+    Seeded and random with respect to risk (a keyed SipHash of the id), exact per tier (stratified), and
+    stable: the same ids and tiers give the same groups on every rerun, and a customer with a low hash is
+    drawn whenever listed, so last night's control is rarely contacted tonight. Never changes who is listed.
+    """
+    n = len(customer_ids)
+    if n == 0 or control_pct <= 0:
+        return np.full(n, TREATMENT, dtype=object)
+    key = f"{seed:016d}"[-16:]  # hash_array's 16-character key
+    draw = pd.util.hash_array(customer_ids.astype(str).to_numpy(dtype=object), hash_key=key)
+    frame = pd.DataFrame({"tier": pd.Series(tiers, dtype=object).fillna(""), "draw": draw})
+    order = frame.groupby("tier", sort=False)["draw"].rank(method="first").to_numpy()
+    size = frame.groupby("tier", sort=False)["draw"].transform("size").to_numpy()
+    held_out = np.floor(size * control_pct / 100.0 + 0.5)  # round half up: 10% of 5 is 1
+    return np.where(order <= held_out, CONTROL, TREATMENT).astype(object)
+
+
 def customer_value(customers: pd.DataFrame, ids: pd.Series, cfg: Config) -> tuple[np.ndarray, str]:
     """Value kept if each customer is retained, and where it comes from."""
     sc = cfg.scoring
@@ -144,20 +164,23 @@ def list_size(n_scored: int, cfg: Config, metadata: dict) -> ListSize:
 
 
 def at_risk_list(
-    top: pd.DataFrame, reasons: pd.DataFrame, value: np.ndarray, tiers: tuple[TierConfig, ...]
+    top: pd.DataFrame, reasons: pd.DataFrame, value: np.ndarray, cfg: ScoringConfig
 ) -> pd.DataFrame:
     """The at-risk list from the top rows of the scores (`rank_scores` order), their reasons and values.
 
     `reasons` holds `reason_1..3` and `suggested_action` per listed customer, in list order; `value` is what
-    each keeps if retained, so the expected value at risk is probability x value.
+    each keeps if retained, so the expected value at risk is probability x value. Tiers and the control group
+    (`scoring.control_pct` of each tier) come from `cfg`.
     """
     k = len(top)
     probability = top["churn_probability"].to_numpy()
+    tiers = risk_tiers(top["rank"].to_numpy(), k, cfg.tiers)
     at_risk = pd.DataFrame(
         {
             "customer_id": top["customer_id"].to_numpy(),
             "churn_probability": probability,
-            "risk_tier": risk_tiers(top["rank"].to_numpy(), k, tiers),
+            "risk_tier": tiers,
+            "group": control_group(top["customer_id"], tiers, cfg.control_pct, cfg.control_seed),
             "expected_value_at_risk": probability * value,
         }
     )
@@ -176,6 +199,7 @@ def run_counts(scores: pd.DataFrame, at_risk: pd.DataFrame) -> Counts:
         active_scored=len(scores),
         at_risk=len(at_risk),
         by_tier={str(t): int(c) for t, c in by_tier.items()},
+        control=int((at_risk["group"] == CONTROL).sum()),
         mean_probability_scored=float(scores["churn_probability"].mean()),
     )
 
@@ -236,7 +260,7 @@ def _score_and_publish(
         top = scores.iloc[: size.customers]
         reasons = listed_reasons(model, features, top, cfg.scoring)
         value, value_origin = customer_value(customers, top["customer_id"], cfg)
-        at_risk = at_risk_list(top, reasons, value, cfg.scoring.tiers)
+        at_risk = at_risk_list(top, reasons, value, cfg.scoring)
     with steps.step("checks"):
         check_outputs(scores, at_risk, customers, as_of)
     manifest = ScoringManifest(

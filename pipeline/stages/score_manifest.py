@@ -31,12 +31,13 @@ class DataInfo:
 
 @dataclass(frozen=True)
 class Counts:
-    """How many customers were scored and listed, per tier (the list's order of tiers by size)."""
+    """How many customers were scored and listed, per tier (the list's order of tiers by size), and held out."""
 
     active_scored: int
     at_risk: int
     by_tier: dict[str, int]
     mean_probability_scored: float
+    control: int = 0  # listed customers held out as the control group (group=control)
 
 
 @dataclass(frozen=True)

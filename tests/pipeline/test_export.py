@@ -39,6 +39,7 @@ def make_at_risk(n: int, as_of: dt.date = AS_OF, seed: int = 0, version: str = "
             "customer_id": [f"C{i:04d}" for i in range(n)],
             "churn_probability": p,
             "risk_tier": np.where(np.arange(n) < n // 4, "critical", "elevated"),
+            "group": np.where(np.arange(n) % 10 == 3, "control", "treatment"),
             "expected_value_at_risk": p * 600.0,
             "reason_1": ["3 complaints in the last 30 days, 1 still open"] * n,
             "reason_2": ["no activity for 21 days"] * n,
@@ -75,6 +76,7 @@ def test_csv_export_has_crm_layout_and_the_published_rows(tmp_path):
     assert rows[0]["as_of"] == AS_OF.isoformat()
     assert float(rows[3]["churn_probability"]) == pytest.approx(frame["churn_probability"].iloc[3], abs=1e-6)
     assert rows[0]["reason_3"] == ""
+    assert [r["group"] for r in rows] == frame["group"].tolist()  # the CRM sees whom to leave alone
     assert not list(path.parent.glob(".*tmp")), "no temp files left behind"
 
 

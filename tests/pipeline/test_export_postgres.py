@@ -166,3 +166,27 @@ def test_postgres_url_dsn_from_env_is_shown_with_its_password_redacted(tmp_path,
         run_export(cfg, AS_OF, "postgres")
     assert "postgresql://churn:***@127.0.0.1:1/crm?connect_timeout=***" in str(err.value)
     assert "s3cret" not in str(err.value)
+
+
+def test_a_table_of_an_older_layout_gains_the_group_column(tmp_path, pg_dsn, monkeypatch):
+    import psycopg
+
+    monkeypatch.delenv("CHURN_PG_DSN", raising=False)
+    with psycopg.connect(pg_dsn) as conn:  # the layout before control groups: no `group` column
+        conn.execute(
+            "CREATE TABLE at_risk_old (customer_id text NOT NULL, as_of date NOT NULL, rank integer NOT NULL, "
+            "churn_probability double precision NOT NULL, risk_tier text, expected_value_at_risk double precision, "
+            "reason_1 text, reason_2 text, reason_3 text, suggested_action text, model_version text NOT NULL, "
+            "exported_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (customer_id, as_of))"
+        )
+        conn.execute("INSERT INTO at_risk_old VALUES ('OLD1', '2025-01-31', 1, 0.9, 'critical', 1, "
+                     "NULL, NULL, NULL, 'call', '1')")  # fmt: skip
+    cfg = _cfg(tmp_path, pg_dsn, table="at_risk_old")
+    frame = make_at_risk(20, seed=4)
+    publish(cfg, frame)
+
+    assert run_export(cfg, AS_OF, "postgres").details.inserted == 20
+    with psycopg.connect(pg_dsn) as conn:
+        got = dict(conn.execute('SELECT customer_id, "group" FROM at_risk_old').fetchall())
+    assert got.pop("OLD1") == "treatment"  # rows exported before control groups existed
+    assert got == dict(zip(frame["customer_id"], frame["group"], strict=True))

@@ -17,6 +17,7 @@ from churn_pipeline.core.errors import ConfigError, DataValidationError, DriftEr
 from churn_pipeline.data.io import source_from_frames
 from churn_pipeline.stages.score import (
     at_risk_list,
+    control_group,
     list_size_pct,
     rank_scores,
     risk_tiers,
@@ -68,11 +69,14 @@ def test_at_risk_list_carries_the_scores_rank_date_and_version_with_tiers_values
         }
     )
     tiers = (TierConfig(name="critical", top_pct=30), TierConfig(name="high", top_pct=60))  # 1, 2 of 3
-    at_risk = at_risk_list(top, reasons, np.array([100.0, 10.0, np.nan]), tiers)
+    at_risk = at_risk_list(
+        top, reasons, np.array([100.0, 10.0, np.nan]), ScoringConfig(tiers=tiers, control_pct=0)
+    )
 
     assert list(at_risk.columns) == list(AT_RISK_COLUMNS)
     assert at_risk["customer_id"].tolist() == [11, 13, 12] and at_risk["rank"].tolist() == [1, 2, 3]
     assert at_risk["risk_tier"].tolist() == ["critical", "high", None]
+    assert at_risk["group"].tolist() == ["treatment"] * 3  # control_pct 0: nobody held out
     assert at_risk["reason_1"].tolist() == ["r1 of 11", "r1 of 13", None]
     assert at_risk["suggested_action"].tolist() == ["call", "mail", "watch"]
     assert np.allclose(at_risk["expected_value_at_risk"].to_numpy()[:2], [90.0, 7.0])
@@ -83,6 +87,33 @@ def test_at_risk_list_carries_the_scores_rank_date_and_version_with_tiers_values
     assert (counts.active_scored, counts.at_risk) == (5, 3)
     assert counts.by_tier == {"critical": 1, "high": 1, "None": 1}
     assert counts.mean_probability_scored == pytest.approx(0.5)
+    assert counts.control == 0
+
+
+def test_control_group_is_an_exact_share_of_each_tier_stable_and_seeded():
+    rng = np.random.default_rng(3)
+    ids = pd.Series(rng.choice(10**9, size=2_000, replace=False)).astype("int64")
+    tiers = np.array(["critical"] * 400 + ["high"] * 600 + [None] * 1_000, dtype=object)
+    group = control_group(ids, tiers, 10.0, seed=0)
+    assert set(group) == {"control", "treatment"}
+    for tier, n in (("critical", 400), ("high", 600)):
+        assert (group[tiers == tier] == "control").sum() == n // 10  # exact per tier (stratified)
+    assert (group[pd.isna(tiers)] == "control").sum() == 100  # customers beyond every tier too
+    # Stable: a rerun, or the same customers listed in another order, gives each customer the same group.
+    assert (control_group(ids, tiers, 10.0, seed=0) == group).all()
+    perm = rng.permutation(len(ids))
+    assert (
+        control_group(ids.iloc[perm].reset_index(drop=True), tiers[perm], 10.0, seed=0) == group[perm]
+    ).all()
+    # Random with respect to the list order (rank): the first and second half of a tier are both sampled.
+    high = np.flatnonzero(tiers == "high")
+    first, second = (group[high[:300]] == "control").sum(), (group[high[300:]] == "control").sum()
+    assert first + second == 60 and min(first, second) >= 15
+    # Another seed draws another group of the same sizes; 0% holds out nobody; 10% of a 5-tier rounds to 1.
+    other = control_group(ids, tiers, 10.0, seed=1)
+    assert (other == "control").sum() == (group == "control").sum() and (other != group).any()
+    assert (control_group(ids, tiers, 0.0, seed=0) == "treatment").all()
+    assert (control_group(ids.iloc[:5], np.array(["a"] * 5, dtype=object), 10.0, 0) == "control").sum() == 1
 
 
 def test_list_size_from_profit_metadata_or_config():

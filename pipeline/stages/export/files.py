@@ -29,7 +29,10 @@ def crm_frame(at_risk: pd.DataFrame) -> pd.DataFrame:
     """The at-risk list in the CRM layout: stable column order, ISO dates, rounded numbers, strings for text."""
     missing = [c for c in CRM_COLUMNS if c not in at_risk.columns]
     if missing:
-        raise ValueError(f"at-risk list lacks columns {missing}; expected {list(CRM_COLUMNS)}")
+        raise ValueError(
+            f"at-risk list lacks columns {missing}; expected {list(CRM_COLUMNS)} (a list published by an "
+            "older version: re-run `churn score --as-of` for its date)"
+        )
     out = pd.DataFrame(
         {
             "customer_id": at_risk["customer_id"].astype(str),
@@ -37,6 +40,7 @@ def crm_frame(at_risk: pd.DataFrame) -> pd.DataFrame:
             "rank": at_risk["rank"].astype("int64"),
             "churn_probability": at_risk["churn_probability"].astype("float64").round(6),
             "risk_tier": at_risk["risk_tier"].astype(object),
+            "group": at_risk["group"].astype(str),
             "expected_value_at_risk": at_risk["expected_value_at_risk"].astype("float64").round(2),
             "reason_1": at_risk["reason_1"].astype(object),
             "reason_2": at_risk["reason_2"].astype(object),

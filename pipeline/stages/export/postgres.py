@@ -28,6 +28,7 @@ _COLUMN_TYPES = {
     "rank": "integer NOT NULL",
     "churn_probability": "double precision NOT NULL",
     "risk_tier": "text",
+    "group": "text NOT NULL DEFAULT 'treatment'",
     "expected_value_at_risk": "double precision",
     "reason_1": "text",
     "reason_2": "text",
@@ -35,6 +36,8 @@ _COLUMN_TYPES = {
     "suggested_action": "text",
     "model_version": "text NOT NULL",
 }
+# Columns added after the first release: a table created by an older version gains them (with their default).
+_ADDED_COLUMNS = ("group",)
 _COPY_CHUNK = 1 << 20
 
 
@@ -129,6 +132,12 @@ def upsert(at_risk: pd.DataFrame, as_of: dt.date, cfg: PostgresConfig) -> Postgr
     try:
         with psycopg.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
             cur.execute(create)
+            for c in _ADDED_COLUMNS:
+                cur.execute(
+                    sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} " + _COLUMN_TYPES[c]).format(
+                        t=table, c=sql.Identifier(c)
+                    )
+                )
             cur.execute(
                 sql.SQL(
                     "CREATE TEMP TABLE churn_export_stage (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP"
