@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from churn_pipeline.core.config import NoiseConfig, SimulationConfig
+from churn_pipeline.core.config import CampaignSimulationConfig, NoiseConfig, SimulationConfig
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.tables import TABLE_NAMES
 from churn_pipeline.data.io import atomic_directory
@@ -61,7 +61,8 @@ from churn_pipeline.data.io import atomic_directory
 TRUTH_HAZARD = "hazard.parquet"
 TRUTH_CUSTOMERS = "customers.parquet"
 TRUTH_META = "truth.json"
-TRUTH_FILES = (TRUTH_HAZARD, TRUTH_CUSTOMERS, TRUTH_META, "README.txt")
+TRUTH_CAMPAIGNS = "campaigns.parquet"
+TRUTH_FILES = (TRUTH_HAZARD, TRUTH_CUSTOMERS, TRUTH_CAMPAIGNS, TRUTH_META, "README.txt")
 
 PLANS = ("basic", "standard", "premium")
 CONTRACTS = ("monthly", "annual", "two_year")
@@ -71,6 +72,12 @@ EVENT_TYPES = ("login", "feature_use", "purchase", "error")
 SUPPORT_CHANNELS = ("chat", "email", "phone")
 PAYMENT_STATUS = ("paid", "failed")
 CHURN_KINDS = ("voluntary", "involuntary")
+CAMPAIGN_GROUPS = ("treatment", "control")
+CAMPAIGN_TIERS = ("critical", "high", "elevated")  # top 20%, next 30%, the rest of a campaign's targets
+# How a customer reacts to a retention contact: persuadable (the offer fixes what drives them away), unaffected
+# (lost causes and sure things alike), annoyed ("sleeping dogs": the contact reminds them to leave).
+CUSTOMER_TYPES = ("unaffected", "persuadable", "annoyed")
+OFFERS = ("loyalty_discount", "priority_support", "billing_help", "re_engagement")
 
 _DAY_S = 86_400
 _WEEK_S = 7 * _DAY_S
@@ -338,6 +345,8 @@ class _Run:
     payments: _Rows = field(default_factory=_Rows)
     contacts: _Rows = field(default_factory=_Rows)
     surveys: _Rows = field(default_factory=_Rows)
+    campaigns: _Rows = field(default_factory=_Rows)
+    base_hazard: np.ndarray | None = None  # (n, weeks) hazard had nobody been contacted (campaigns only)
     # Calibration only: the voluntary linear predictor without intercept, log(1 - involuntary hazard), and
     # whether the week is on the customer's hazard path (from the first whole week after signup).
     x: np.ndarray | None = None
@@ -362,12 +371,76 @@ def _uniform_seconds(rng: np.random.Generator, lo_day: np.ndarray, hi_day: np.nd
     return lo_day * _DAY_S + np.floor(rng.random(len(lo_day)) * span).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class _CampaignPlan:
+    """Retention campaigns of one chunk: the weeks they start in and their own random draws."""
+
+    cfg: CampaignSimulationConfig
+    weeks: frozenset[int]
+    rng: np.random.Generator
+
+
+def _campaign_weeks(cfg: SimulationConfig, tl: _Timeline) -> frozenset[int]:
+    """Weeks a campaign contacts its targets on the first day of: every `every_weeks` from `first_month` on,
+    while the whole effect window (`effect_weeks` full weeks) fits in the period."""
+    c = cfg.campaigns
+    if c.every_weeks == 0:
+        return frozenset()
+    first = max(1, -(-int(tl.month_days[c.first_month]) // 7))
+    last = tl.n_days // 7 - c.effect_weeks  # the window ends within the last full week
+    return frozenset(range(first, last + 1, c.every_weeks))
+
+
+def _campaign(
+    plan: _CampaignPlan,
+    w: int,
+    h: np.ndarray,
+    eligible: np.ndarray,
+    drivers: dict[str, np.ndarray],
+    busy_until: np.ndarray,
+    multiplier: np.ndarray,
+    run: _Run,
+) -> None:
+    """Run week `w`'s campaign: target the riskiest eligible customers by a noisy view of their hazard (the
+    company's own model), hold out a random control share, draw each target's type from what drives their risk,
+    and set the treated customers' hazard multiplier for the effect window."""
+    c, rng = plan.cfg, plan.rng
+    pool = np.flatnonzero(eligible)
+    k = int(round(len(pool) * c.target_pct / 100))
+    if k == 0:
+        return
+    noisy = np.log(h[pool]) + rng.normal(0.0, 0.5, len(pool))
+    targets = pool[np.argsort(-noisy, kind="stable")[:k]]
+    rank = np.arange(k)
+    tier = np.where(rank < 0.2 * k, 0, np.where(rank < 0.5 * k, 1, 2)).astype(np.int8)
+    control = rng.random(k) < c.control_pct / 100
+    price, complaints, fails, eng = (drivers[x][targets] for x in ("price", "complaints", "fails", "eng"))
+    p_persuadable = _sigmoid(-1.2 + 1.6 * price + 1.1 * (complaints > 0.5) + 0.9 * (fails > 0.3))
+    p_annoyed = np.minimum(
+        _sigmoid(-3.0 + 1.5 * np.maximum(-eng, 0)) * (complaints <= 0.5), 1 - p_persuadable
+    )
+    u = rng.random(k)
+    kind = np.where(u < p_persuadable, 1, np.where(u >= 1 - p_annoyed, 2, 0)).astype(np.int8)
+    respond_p = np.array([0.25, 0.55, 0.05])[kind]
+    responded = np.where(control, -1, (rng.random(k) < respond_p).astype(np.int8))
+    offer = np.where(price, 0, np.where(complaints > 0.5, 1, np.where(fails > 0.3, 2, 3))).astype(np.int8)
+    busy_until[targets] = w + c.effect_weeks
+    effect = np.array([1.0, c.persuadable_multiplier, c.annoyed_multiplier])[kind]
+    multiplier[targets] = np.where(control, 1.0, effect)
+    ts = 7 * w * _DAY_S + rng.integers(8 * 3600, 18 * 3600, k)
+    run.campaigns.add(
+        ci=targets, ts=ts, week=np.full(k, w), control=control, tier=tier, kind=kind, responded=responded,
+        offer=offer, effect=effect,
+    )  # fmt: skip
+
+
 def _simulate_weeks(
     st: _Statics,
     rng: np.random.Generator,
     tl: _Timeline,
     backlog: np.ndarray,
     intercept: float | None,
+    plan: _CampaignPlan | None = None,
 ) -> _Run:
     """Run the weekly loop for one chunk (vectorised over its customers).
 
@@ -387,6 +460,10 @@ def _simulate_weeks(
     else:
         run.counts = np.zeros((len(EVENT_TYPES), n, weeks), dtype=np.uint8)
         run.hazard = np.full((n, weeks), np.nan, dtype=np.float32)
+    if plan is not None and not calibrating:
+        run.base_hazard = np.full((n, weeks), np.nan, dtype=np.float32)
+        busy_until = np.zeros(n, dtype=np.int64)  # a target is not targeted again within its effect window
+        multiplier = np.ones(n)
 
     static_x = np.asarray(B.h_plan)[st.plan] + np.asarray(B.h_region)[st.region] + B.h_loyalty * st.loyalty
     contract_base = np.asarray(B.h_contract)[st.contract]
@@ -451,6 +528,21 @@ def _simulate_weeks(
         else:
             h_vol = -np.expm1(-np.exp(np.minimum(intercept + x, 5.0)))
             h = _round_hazard(np.clip(1 - (1 - h_vol) * (1 - h_invol), 1e-7, 0.99)).astype(np.float64)
+            if run.base_hazard is not None:
+                # Campaigns change only the churn draw: the customer's state (and so the base hazard) evolves
+                # as if nobody had been contacted, which makes both potential outcomes computable.
+                run.base_hazard[on_path, w] = h[on_path]
+                if w in plan.weeks:
+                    eligible = on_path & (run.churn_day == _NEVER) & (busy_until <= w)
+                    drivers = {
+                        "price": price_recent,
+                        "complaints": open_complaints,
+                        "fails": fail_ema,
+                        "eng": eng,
+                    }
+                    _campaign(plan, w, h, eligible, drivers, busy_until, multiplier, run)
+                treated = busy_until > w
+                h = np.where(treated, _round_hazard(np.clip(h * multiplier, 1e-7, 0.99)), h)
             run.hazard[on_path, w] = h[on_path]
             u = rng.random(n)
             kind_u = rng.random(n)
@@ -882,6 +974,52 @@ def _payments_table(ids: np.ndarray, run: _Run, tl: _Timeline) -> pa.Table | Non
     )
 
 
+def _campaigns_tables(
+    ids: np.ndarray, run: _Run, tl: _Timeline, cfg: CampaignSimulationConfig
+) -> tuple[pa.Table | None, pa.Table | None]:
+    """The campaigns table as the CRM records it, and its truth: each target's type and churn probability over
+    the effect window with and without the contact (from the base hazard path, so both are exact)."""
+    c = _sorted_rows(run.campaigns)
+    if not c:
+        return None, None
+    assert run.base_hazard is not None
+    weeks = c["week"][:, None] + np.arange(cfg.effect_weeks)[None, :]
+    base = run.base_hazard[c["ci"][:, None], weeks].astype(np.float64)
+    contacted = np.clip(base * c["effect"][:, None], 1e-7, 0.99)
+    p_not = 1 - np.prod(1 - base, axis=1)
+    p_yes = 1 - np.prod(1 - contacted, axis=1)
+    day = 7 * c["week"]
+    campaign_id = pa.array([f"retention-{tl.start + dt.timedelta(days=int(d))}" for d in np.unique(day)])
+    campaign = pa.DictionaryArray.from_arrays(
+        pa.array(np.searchsorted(np.unique(day), day).astype(np.int32)), campaign_id
+    )
+    customer_id = pa.array(ids[c["ci"]], type=pa.int64())
+    group = _dict_array(c["control"].astype(np.int8), CAMPAIGN_GROUPS)
+    data = pa.table(
+        {
+            "customer_id": customer_id,
+            "ts": _timestamps(tl, c["ts"]),
+            "campaign_id": campaign,
+            "group": group,
+            "offer": _dict_array(c["offer"], OFFERS),
+            "responded": pa.array(c["responded"] == 1, type=pa.bool_(), mask=c["responded"] < 0),
+            "risk_tier": _dict_array(c["tier"], CAMPAIGN_TIERS),
+        }
+    )
+    truth = pa.table(
+        {
+            "customer_id": customer_id,
+            "campaign_id": campaign,
+            "contact_date": _dates(tl, day),
+            "group": group,
+            "customer_type": _dict_array(c["kind"], CUSTOMER_TYPES),
+            "p_churn_not_contacted": pa.array(p_not, type=pa.float64()),
+            "p_churn_contacted": pa.array(p_yes, type=pa.float64()),
+        }
+    )
+    return data, truth
+
+
 def _hazard_table(ids: np.ndarray, run: _Run, tl: _Timeline) -> pa.Table:
     assert run.hazard is not None
     flat = run.hazard.reshape(-1)
@@ -1007,6 +1145,14 @@ def _truth_readme_extra(cfg: SimulationConfig) -> str:
             f"noise {cfg.noise.model_dump()}: churn_date here is the written one; label_flipped (when label\n"
             "noise is on) marks customers whose written churn_date is a coin flip. The hazard path ignores flips.\n"
         )
+    if cfg.campaigns.every_weeks:
+        notes.append(
+            f"campaigns {cfg.campaigns.model_dump()}: campaigns.parquet holds every target of every campaign\n"
+            "(customer_id, campaign_id, contact_date, group, customer_type: unaffected / persuadable / annoyed)\n"
+            "and its churn probability over the effect window (contact_date + effect_weeks weeks) had it been\n"
+            "contacted and had it not (p_churn_contacted, p_churn_not_contacted): the true effect of a contact is\n"
+            "their difference. The hazard path is the realised one (treated customers' multiplier applied).\n"
+        )
     return "".join("\n" + n for n in notes)
 
 
@@ -1060,6 +1206,9 @@ def simulate_company(
     # Noise has its own seeds: the company under the noise is the one simulated without it.
     noisy = cfg.noise != NoiseConfig()
     noise_seeds = np.random.SeedSequence([cfg.seed, 0x6E6F697365]).spawn(n_chunks)
+    # Campaigns too: they change only the churn draws of the customers they treat.
+    campaign_weeks = _campaign_weeks(cfg, tl)
+    campaign_seeds = np.random.SeedSequence([cfg.seed, 0x63616D70]).spawn(n_chunks)
     contractual = cfg.contract == "subscription"
     backlog = _support_backlog(np.random.default_rng(seeds[1]), tl.n_weeks)
     active = np.zeros(cfg.months, dtype=np.int64)
@@ -1076,7 +1225,12 @@ def simulate_company(
                 rng = np.random.default_rng(seeds[c + 2])
                 ids = np.arange(first + 1, first + n + 1, dtype=np.int64)
                 st = _draw_statics(rng, n, tl, new_share)
-                run = _simulate_weeks(st, rng, tl, backlog, intercept)
+                plan = None
+                if campaign_weeks:
+                    plan = _CampaignPlan(
+                        cfg.campaigns, campaign_weeks, np.random.default_rng(campaign_seeds[c])
+                    )
+                run = _simulate_weeks(st, rng, tl, backlog, intercept, plan)
                 noise_rng = np.random.default_rng(noise_seeds[c]) if noisy else None
                 if noise_rng is not None and cfg.noise.label_flip_pct > 0:
                     _flip_labels(run, st, tl, noise_rng, cfg.noise.label_flip_pct / 100)
@@ -1087,6 +1241,10 @@ def simulate_company(
                 data.write("surveys", _surveys_table(ids, run, tl))
                 if contractual:
                     data.write("payments", _payments_table(ids, run, tl))
+                if plan is not None:
+                    campaigns, campaigns_truth = _campaigns_tables(ids, run, tl, cfg.campaigns)
+                    data.write("campaigns", campaigns)
+                    truth.write(TRUTH_CAMPAIGNS.removesuffix(".parquet"), campaigns_truth)
                 truth.write(TRUTH_HAZARD.removesuffix(".parquet"), _hazard_table(ids, run, tl))
                 truth.write(
                     TRUTH_CUSTOMERS.removesuffix(".parquet"), _truth_customers_table(ids, st, run, tl)
@@ -1120,6 +1278,8 @@ def simulate_company(
             if not contractual or noisy:
                 meta["contract"] = cfg.contract
                 meta["noise"] = cfg.noise.model_dump()
+            if campaign_weeks:
+                meta["campaigns"] = cfg.campaigns.model_dump()
             (truth_tmp / TRUTH_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
             (truth_tmp / "README.txt").write_text(_TRUTH_README + _truth_readme_extra(cfg))
             truth_bytes = sum(truth_sizes.values()) + sum(

@@ -15,6 +15,10 @@ MANIFEST_FILE = "manifest.json"
 WEBHOOK_LEDGER_FILE = "webhook_ledger.json"
 TREATMENT, CONTROL = "treatment", "control"  # the at-risk list's `group` values
 
+# `churn campaign-report`: the measured campaigns, under <workdir>/campaigns/ (Parquet and CSV)
+CAMPAIGNS_DIR = "campaigns"
+CAMPAIGN_REPORT_FILE = "campaign_report"
+
 SCORES_COLUMNS = ("customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version")
 AT_RISK_COLUMNS = (
     "customer_id",

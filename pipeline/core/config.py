@@ -545,6 +545,41 @@ def public_config(cfg: Config) -> dict[str, Any]:
     return walk(cfg.model_dump(mode="json"))
 
 
+class CampaignSimulationConfig(_Section):
+    """Retention campaigns the simulated company runs on its own at-risk lists, with a known true effect."""
+
+    every_weeks: int = Field(
+        0, ge=0, description="A campaign every this many weeks (0 = none: no campaigns table is written)."
+    )
+    first_month: int = Field(6, ge=1, description="Month of the period the first campaign runs in.")
+    target_pct: float = Field(
+        5.0,
+        gt=0,
+        le=50,
+        description="Top % of the customers at risk (by the simulator's own noisy risk) targeted.",
+    )
+    control_pct: float = Field(
+        50.0, gt=0, lt=100, description="Share (%) of the targets held out, at random."
+    )
+    effect_weeks: int = Field(
+        4,
+        ge=1,
+        le=26,
+        description="Weeks a contact changes the customer's churn hazard (and the truth's horizon).",
+    )
+    persuadable_multiplier: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Hazard multiplier of a contacted persuadable customer (0.3 = 70% lower).",
+    )
+    annoyed_multiplier: float = Field(
+        1.6,
+        ge=1,
+        description="Hazard multiplier of a contacted 'sleeping dog' (contact reminds them to leave).",
+    )
+
+
 class SimulationConfig(_Section):
     """The built-in company simulator (demo, tests, benchmarks)."""
 
@@ -563,6 +598,16 @@ class SimulationConfig(_Section):
         "inactivity.",
     )
     noise: NoiseConfig = NoiseConfig()
+    campaigns: CampaignSimulationConfig = CampaignSimulationConfig()
+
+    @model_validator(mode="after")
+    def _campaigns_fit(self) -> SimulationConfig:
+        if self.campaigns.every_weeks and self.campaigns.first_month >= self.months:
+            raise ValueError(
+                f"campaigns.first_month ({self.campaigns.first_month}) must be before the end of the simulated "
+                f"period (months: {self.months})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _flips_need_cancellations(self) -> SimulationConfig:

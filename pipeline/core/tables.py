@@ -71,6 +71,20 @@ TABLES: dict[str, TableSpec] = {
         "payments",
         (_ID, _TS, Column("amount", "float"), Column("status", "string", allowed=("paid", "failed"))),
     ),
+    # Retention campaigns as run by the CRM: who was contacted (or held out as control), when, with what.
+    # Never a feature input: `churn campaign-report` measures the campaigns, the uplift model learns from them.
+    "campaigns": TableSpec(
+        "campaigns",
+        (
+            _ID,
+            _TS,
+            Column("campaign_id", "string"),
+            Column("group", "string", allowed=("treatment", "control")),
+            Column("offer", "string", required=False, nullable=True),
+            Column("responded", "bool", required=False, nullable=True),
+            Column("risk_tier", "string", required=False, nullable=True),
+        ),
+    ),
 }
 
 TABLE_NAMES = tuple(TABLES)
@@ -91,6 +105,7 @@ class SourceTables:
     support_contacts: ir.Table | None = None
     surveys: ir.Table | None = None
     payments: ir.Table | None = None
+    campaigns: ir.Table | None = None
 
     def present(self) -> list[str]:
         """Names of the tables this source has."""

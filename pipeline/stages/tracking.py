@@ -6,9 +6,14 @@ Writes only: every figure logged here was computed by the stage (`stages.train`,
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import re
+import tempfile
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -35,6 +40,9 @@ from churn_pipeline.models.split import Split
 from churn_pipeline.models.training import Trained
 from churn_pipeline.stages.evaluation import MODEL, Evaluation, Scored
 from churn_pipeline.stages.training_set import TrainingSetManifest
+
+if TYPE_CHECKING:
+    from churn_pipeline.stages.campaigns import CampaignReport
 
 _SUMMARY_ROWS = 3000  # customers in the contribution summary plot
 
@@ -350,3 +358,41 @@ def _log_figures(scored: Scored, ev: Evaluation, model: ChurnModel, test: pd.Dat
     for name, fig in figures.items():
         mlflow.log_figure(fig, f"plots/{name}")
     mlflow.log_text(importance.to_csv(index=False), "evaluation/feature_importance.csv")
+
+
+# -- campaign reports ---------------------------------------------------------------------------------------
+_METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def log_campaign_report(cfg: Config, report: CampaignReport) -> CampaignReport:
+    """One run per `churn campaign-report`: per campaign (tier `all`) and overall, the customers saved with
+    their interval, the uplift, contact conversion and ROI; the full table as an artifact. Returns the report
+    with the run id."""
+    experiment = experiment_id(cfg)
+    with start_run(experiment, f"campaign-report {report.data_end_date}") as run:
+        mlflow.set_tags({"kind": "campaign-report", "data_end_date": str(report.data_end_date)})
+        mlflow.log_params({"label.kind": cfg.label.kind, "horizon_days": report.horizon_days,
+                           "confidence": report.confidence, "evaluation.offer_cost": cfg.evaluation.offer_cost})  # fmt: skip
+        totals = report.effects[report.effects.risk_tier == "all"]
+        metrics = {}
+        for row in totals.itertuples(index=False):  # one row per campaign, not per customer
+            name = _METRIC_NAME.sub("_", str(row.campaign_id))
+            for key in (
+                "saved",
+                "saved_low",
+                "saved_high",
+                "uplift",
+                "contact_conversion",
+                "roi",
+                "treated",
+                "control",
+            ):
+                value = float(getattr(row, key))
+                if np.isfinite(value):
+                    metrics[f"{name}.{key}"] = value
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "campaign_report.csv"
+            report.effects.to_csv(path, index=False)
+            mlflow.log_artifact(str(path))
+    return dataclasses.replace(report, run_id=run.info.run_id)

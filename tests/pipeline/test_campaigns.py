@@ -1,0 +1,94 @@
+"""`churn campaign-report` on a simulated company that ran campaigns: the measured saves against the
+simulator's true effect, campaigns still inside their horizon, MLflow, and the command's errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from churn_pipeline.cli import app
+from churn_pipeline.core.config import Config, LabelConfig, SimulationConfig
+from churn_pipeline.models.campaign_effect import ALL
+from churn_pipeline.simulator.company import simulate_company
+from churn_pipeline.stages.campaigns import run_campaign_report
+
+pytestmark = pytest.mark.slow  # an 8,000-customer company with 13 campaigns (~15 s of CPU)
+runner = CliRunner()
+# Campaigns act for 4 weeks: churn is measured over the same 28 days (the label horizon).
+SIM = SimulationConfig(
+    customers=8_000,
+    months=15,
+    seed=3,
+    campaigns={"every_weeks": 4, "first_month": 4, "target_pct": 8, "control_pct": 50},
+)
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory):
+    root = tmp_path_factory.mktemp("campaign_company")
+    simulate_company(SIM, root / "data", root / "truth")
+    return root
+
+
+def config(root, workdir, horizon: int = 28) -> Config:
+    return Config(
+        workdir=workdir,
+        data={"source": root / "data"},
+        label=LabelConfig(kind="cancellation", horizon_days=horizon),
+        simulation=SIM,
+    )
+
+
+def true_saves(root) -> pd.Series:
+    """Per campaign: the expected customers saved among the treated, from both potential outcomes."""
+    t = pd.read_parquet(root / "truth" / "campaigns.parquet")
+    t = t[t.group == "treatment"]
+    return (t.p_churn_not_contacted - t.p_churn_contacted).groupby(t.campaign_id.astype(str)).sum()
+
+
+def test_the_report_recovers_the_true_saves_within_its_intervals(company, tmp_path):
+    report = run_campaign_report(config(company, tmp_path / "work"))
+    truth = true_saves(company)
+    totals = report.effects[(report.effects.risk_tier == ALL) & (report.effects.campaign_id != ALL)]
+    assert set(totals.campaign_id) == set(truth.index) and report.in_progress == ()
+    covered = [(r.saved_low <= truth[r.campaign_id] <= r.saved_high) for r in totals.itertuples()]
+    assert sum(covered) >= 0.8 * len(covered)  # 95% intervals: most campaigns, not necessarily all
+    overall = report.overall
+    assert overall.saved_low <= truth.sum() <= overall.saved_high
+    assert overall.saved_high - overall.saved_low < 2.5 * truth.sum()  # an interval that says something
+    assert overall.treated + overall.control + report.left_before_contact == len(
+        pd.read_parquet(company / "data" / "campaigns.parquet")
+    )
+    written = pd.read_parquet(report.paths[0])
+    pd.testing.assert_frame_equal(written, report.effects)
+    run = MlflowClient(tracking_uri=config(company, tmp_path / "work").tracking_uri).get_run(report.run_id)
+    assert run.data.metrics["all.saved"] == pytest.approx(overall.saved)
+    assert run.data.tags["kind"] == "campaign-report"
+
+
+def test_campaigns_whose_horizon_is_not_over_are_listed_not_measured(company, tmp_path):
+    report = run_campaign_report(config(company, tmp_path / "work", horizon=60))
+    last = max(true_saves(company).index)
+    assert last in report.in_progress
+    assert last not in set(report.effects.campaign_id)
+
+
+def test_cli_prints_the_table_and_fails_clearly_without_a_campaigns_table(company, tmp_path):
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump({"workdir": str(tmp_path / "work"), "label": {"horizon_days": 28}}))
+    ok = runner.invoke(app, ["campaign-report", "--config", str(cfg_path), "--data", str(company / "data")])
+    assert ok.exit_code == 0, ok.output
+    assert "customers saved" in ok.output and "retention-" in ok.output
+    assert (tmp_path / "work" / "campaigns" / "campaign_report.csv").is_file()
+
+    bare = tmp_path / "bare"
+    shutil.copytree(company / "data", bare)
+    (bare / "campaigns.parquet").unlink()
+    failed = runner.invoke(app, ["campaign-report", "--config", str(cfg_path), "--data", str(bare)])
+    assert failed.exit_code == 2
+    assert "no campaigns table" in failed.output and "campaigns.parquet" in failed.output
