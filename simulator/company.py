@@ -347,6 +347,7 @@ class _Run:
     surveys: _Rows = field(default_factory=_Rows)
     campaigns: _Rows = field(default_factory=_Rows)
     base_hazard: np.ndarray | None = None  # (n, weeks) hazard had nobody been contacted (campaigns only)
+    base_involuntary: np.ndarray | None = None  # (n, weeks) its involuntary part (campaigns only)
     # Calibration only: the voluntary linear predictor without intercept, log(1 - involuntary hazard), and
     # whether the week is on the customer's hazard path (from the first whole week after signup).
     x: np.ndarray | None = None
@@ -369,6 +370,13 @@ def _uniform_seconds(rng: np.random.Generator, lo_day: np.ndarray, hi_day: np.nd
     """A random second within [lo_day, hi_day) (days since start)."""
     span = (hi_day - lo_day) * _DAY_S
     return lo_day * _DAY_S + np.floor(rng.random(len(lo_day)) * span).astype(np.int64)
+
+
+def _contacted_hazard(h: np.ndarray, h_invol: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
+    """The weekly hazard of a contacted customer: the contact multiplies the voluntary part only (an offer
+    does not fix a declined card: dunning churn is the same), recombined as in the weekly loop."""
+    h_vol = 1 - (1 - h) / (1 - h_invol)
+    return np.clip(1 - (1 - np.minimum(h_vol * multiplier, 0.99)) * (1 - h_invol), 1e-7, 0.99)
 
 
 @dataclass(frozen=True)
@@ -462,6 +470,7 @@ def _simulate_weeks(
         run.hazard = np.full((n, weeks), np.nan, dtype=np.float32)
     if plan is not None and not calibrating:
         run.base_hazard = np.full((n, weeks), np.nan, dtype=np.float32)
+        run.base_involuntary = np.zeros((n, weeks), dtype=np.float32)
         busy_until = np.zeros(n, dtype=np.int64)  # a target is not targeted again within its effect window
         multiplier = np.ones(n)
 
@@ -532,6 +541,7 @@ def _simulate_weeks(
                 # Campaigns change only the churn draw: the customer's state (and so the base hazard) evolves
                 # as if nobody had been contacted, which makes both potential outcomes computable.
                 run.base_hazard[on_path, w] = h[on_path]
+                run.base_involuntary[on_path, w] = h_invol[on_path]
                 if w in plan.weeks:
                     eligible = on_path & (run.churn_day == _NEVER) & (busy_until <= w)
                     drivers = {
@@ -542,7 +552,7 @@ def _simulate_weeks(
                     }
                     _campaign(plan, w, h, eligible, drivers, busy_until, multiplier, run)
                 treated = busy_until > w
-                h = np.where(treated, _round_hazard(np.clip(h * multiplier, 1e-7, 0.99)), h)
+                h = np.where(treated, _round_hazard(_contacted_hazard(h, h_invol, multiplier)), h)
             run.hazard[on_path, w] = h[on_path]
             u = rng.random(n)
             kind_u = rng.random(n)
@@ -982,10 +992,11 @@ def _campaigns_tables(
     c = _sorted_rows(run.campaigns)
     if not c:
         return None, None
-    assert run.base_hazard is not None
+    assert run.base_hazard is not None and run.base_involuntary is not None
     weeks = c["week"][:, None] + np.arange(cfg.effect_weeks)[None, :]
     base = run.base_hazard[c["ci"][:, None], weeks].astype(np.float64)
-    contacted = np.clip(base * c["effect"][:, None], 1e-7, 0.99)
+    invol = run.base_involuntary[c["ci"][:, None], weeks].astype(np.float64)
+    contacted = _round_hazard(_contacted_hazard(base, invol, c["effect"][:, None])).astype(np.float64)
     p_not = 1 - np.prod(1 - base, axis=1)
     p_yes = 1 - np.prod(1 - contacted, axis=1)
     day = 7 * c["week"]
