@@ -311,7 +311,9 @@ def _complaint_resolution(contacts: ir.Table, periods: ir.Table, segments: ir.Ta
     """complaint_resolution_median_hours over the complaints resolved in each period."""
     k = contacts.filter(contacts.is_complaint & contacts.resolved_ts.notnull())
     c = k.inner_join(periods, _during(k.resolved_ts, periods))
-    c = c.mutate(_hours=(c.resolved_ts.epoch_seconds() - c.ts.epoch_seconds()) / 3600.0)
+    # float before dividing: DuckDB would divide the integer seconds as a DECIMAL, rounded to 6 places
+    seconds = (c.resolved_ts.epoch_seconds() - c.ts.epoch_seconds()).cast("float64")
+    c = c.mutate(_hours=seconds / 3600.0)
     return _by_segment(c, segments, complaint_resolution_median_hours=lambda t: t._hours.median())
 
 
