@@ -400,14 +400,7 @@ def _finish(t: ir.Table, cfg: KpiConfig, unit: PeriodUnit, has_value_column: boo
     answers = _column(t, "nps_answers", "int64")
     complaints = _column(t, "complaints", "int64")
     return t.select(
-        "period_start",
-        "period_end",
-        "segment",
-        "segment_value",
-        "customers_start",
-        "customers_end",
-        "new_customers",
-        "lost_customers",
+        *KPI_COLUMNS[: KPI_COLUMNS.index("lost_customers") + 1],  # the counts, as aggregated
         churn_rate_pct=_pct(t.lost_customers, t.customers_start),
         retention_rate_pct=_pct(t.customers_end - t.new_customers, t.customers_start),
         revenue_start=t.revenue_start,

@@ -223,37 +223,20 @@ def test_segments_must_be_categorical_customer_columns():
 
 
 @pytest.mark.parametrize(
-    ("data_end", "unit", "expected"),
+    ("data_end", "unit", "starts"),
     [
-        (
-            dt.date(2024, 6, 30),
-            "month",
-            [(dt.date(2024, 5, 1), dt.date(2024, 6, 1)), (dt.date(2024, 6, 1), dt.date(2024, 7, 1))],
-        ),
-        (
-            dt.date(2024, 6, 29),
-            "month",
-            [(dt.date(2024, 4, 1), dt.date(2024, 5, 1)), (dt.date(2024, 5, 1), dt.date(2024, 6, 1))],
-        ),
-        (
-            dt.date(2025, 1, 5),
-            "month",
-            [(dt.date(2024, 11, 1), dt.date(2024, 12, 1)), (dt.date(2024, 12, 1), dt.date(2025, 1, 1))],
-        ),
-        (
-            dt.date(2024, 6, 16),
-            "week",
-            [(dt.date(2024, 6, 3), dt.date(2024, 6, 10)), (dt.date(2024, 6, 10), dt.date(2024, 6, 17))],
-        ),
-        (
-            dt.date(2024, 6, 15),
-            "week",
-            [(dt.date(2024, 5, 27), dt.date(2024, 6, 3)), (dt.date(2024, 6, 3), dt.date(2024, 6, 10))],
-        ),
+        ("2024-06-30", "month", ["2024-05-01", "2024-06-01", "2024-07-01"]),  # June ends with the data
+        ("2024-06-29", "month", ["2024-04-01", "2024-05-01", "2024-06-01"]),  # June is not complete
+        ("2025-01-05", "month", ["2024-11-01", "2024-12-01", "2025-01-01"]),  # across a year
+        ("2024-06-16", "week", ["2024-06-03", "2024-06-10", "2024-06-17"]),  # a Sunday ends its week
+        ("2024-06-15", "week", ["2024-05-27", "2024-06-03", "2024-06-10"]),
     ],
 )
-def test_complete_periods_end_on_or_before_the_data(data_end, unit, expected):
-    assert complete_periods(data_end, unit, 2) == [Period(s, e) for s, e in expected]
+def test_complete_periods_end_on_or_before_the_data(data_end, unit, starts):
+    """The two latest complete periods: `starts` are their starts and the end of the second."""
+    days = [dt.date.fromisoformat(d) for d in starts]
+    expected = [Period(days[0], days[1]), Period(days[1], days[2])]
+    assert complete_periods(dt.date.fromisoformat(data_end), unit, 2) == expected
 
 
 @pytest.mark.parametrize(("as_of", "unit"), [(dt.date(2024, 5, 31), "month"), (dt.date(2024, 7, 14), "week")])

@@ -76,13 +76,17 @@ def test_churn_and_retention_match_a_count_from_the_customers_table(published, c
     assert (result.overall()["lost_customers"] > 0).all()  # the comparison covers real churn
 
 
-def test_command_writes_and_prints_the_latest_periods(company, tmp_path):
+def run_kpis(company, tmp_path, config_yaml: str):
+    """`churn kpis` on the test company with a config of `config_yaml`, into tmp_path/work: (result, workdir)."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("kpis:\n  period: week\n  periods: 4\n  segments: [region]\n")
+    cfg.write_text(config_yaml)
     out = tmp_path / "work"
-    result = runner.invoke(
-        app, ["kpis", "--config", str(cfg), "--data", str(company.data_dir), "--out", str(out)]
-    )
+    args = ["kpis", "--config", str(cfg), "--data", str(company.data_dir), "--out", str(out)]
+    return runner.invoke(app, args), out
+
+
+def test_command_writes_and_prints_the_latest_periods(company, tmp_path):
+    result, out = run_kpis(company, tmp_path, "kpis:\n  period: week\n  periods: 4\n  segments: [region]\n")
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(kpis_dir(out) / KPIS_FILE)
     weeks = sorted(frame["period_start"].unique())
@@ -92,12 +96,7 @@ def test_command_writes_and_prints_the_latest_periods(company, tmp_path):
 
 
 def test_command_names_an_unknown_segment_and_exits_2(company, tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("kpis:\n  segments: [colour]\n")
-    out = tmp_path / "work"
-    result = runner.invoke(
-        app, ["kpis", "--config", str(cfg), "--data", str(company.data_dir), "--out", str(out)]
-    )
+    result, out = run_kpis(company, tmp_path, "kpis:\n  segments: [colour]\n")
     assert result.exit_code == 2
     assert "kpis.segments" in result.output and "colour" in result.output
     assert not (kpis_dir(out) / KPIS_FILE).exists()
