@@ -24,6 +24,7 @@ from churn_pipeline.features.kpis import (
     complete_periods,
     retention_kpis,
 )
+from churn_pipeline.stages.export.files import neutralise_formulas
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,14 @@ def compute_kpis(cfg: Config, source: Source) -> tuple[pd.DataFrame, tuple[Perio
     return order[list(KPI_COLUMNS)].reset_index(drop=True), tuple(reported)
 
 
+def kpis_csv_text(frame: pd.DataFrame) -> str:
+    """The KPI table as CSV for spreadsheets: floats to 6 decimals, segment values (customer data) that a
+    spreadsheet would run as a formula prefixed with `'`, empty cells for missing values."""
+    out = frame.round(6)
+    out["segment_value"] = neutralise_formulas(out["segment_value"])
+    return out.to_csv(index=False, lineterminator="\n")
+
+
 def write_kpis(cfg: Config, source: Source | None = None) -> KpiResult:
     """Compute the KPIs and publish `kpis.parquet` and `kpis.csv` under `<workdir>/kpis/` in one swap."""
     source = source if source is not None else open_source(cfg.data.source, cfg=cfg.data)
@@ -75,7 +84,7 @@ def write_kpis(cfg: Config, source: Source | None = None) -> KpiResult:
     final = kpis_dir(cfg.workdir)
     with atomic_directory(final) as tmp:
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp / KPIS_FILE)
-        frame.to_csv(tmp / KPIS_CSV_FILE, index=False, float_format="%.6g")
+        (tmp / KPIS_CSV_FILE).write_text(kpis_csv_text(frame), encoding="utf-8")
     value = cfg.scoring.value_column
     clv_value = (
         f"customers.{value}"

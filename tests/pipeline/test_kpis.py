@@ -11,7 +11,7 @@ from churn_pipeline.cli import app
 from churn_pipeline.core.artifacts import KPIS_CSV_FILE, KPIS_FILE, kpis_dir
 from churn_pipeline.core.config import KpiConfig
 from churn_pipeline.features.kpis import KPI_COLUMNS
-from churn_pipeline.stages.kpis import write_kpis
+from churn_pipeline.stages.kpis import kpis_csv_text, write_kpis
 
 runner = CliRunner()
 
@@ -100,3 +100,15 @@ def test_command_names_an_unknown_segment_and_exits_2(company, tmp_path):
     assert result.exit_code == 2
     assert "kpis.segments" in result.output and "colour" in result.output
     assert not (kpis_dir(out) / KPIS_FILE).exists()
+
+
+def test_csv_keeps_money_and_neutralises_formulas_in_segment_values():
+    frame = pd.DataFrame(
+        {
+            "segment": ["all", "plan"],
+            "segment_value": ["all", "=HYPERLINK(1)"],
+            "revenue_start": [1234567.891, None],
+        }
+    )
+    lines = kpis_csv_text(frame).splitlines()
+    assert lines == ["segment,segment_value,revenue_start", "all,all,1234567.891", "plan,'=HYPERLINK(1),"]
