@@ -51,6 +51,11 @@ def compute_kpis(cfg: Config, source: Source) -> tuple[pd.DataFrame, tuple[Perio
     """The KPI frame of the latest `kpis.periods` complete periods (the CLV hazard also reads the periods just
     before them), sorted by period, segment ('all' first) and segment value."""
     k = cfg.kpis
+    if cfg.label.kind == "inactivity":
+        log.warning(
+            "label.kind is inactivity: churn, retention and revenue churn count written cancellations "
+            "(customers.churn_date) only, which such data does not have; read them as 0 by definition"
+        )
     reported = complete_periods(source.data_end_date, k.period, k.periods)
     computed = complete_periods(source.data_end_date, k.period, k.periods + k.clv_hazard_periods - 1)
     expr = retention_kpis(source.tables, computed, k, k.period, cfg.scoring.value_column)
