@@ -60,3 +60,15 @@ def published_as_of_dates(workdir: Path) -> list[dt.date]:
         if m and (p / AT_RISK_FILE).is_file():
             dates.append(dt.date.fromisoformat(m.group(1)))
     return sorted(dates)
+
+
+# `churn kpis`: the KPI table of the latest periods, replaced whole on every run (Parquet, and CSV for
+# spreadsheets).
+KPIS_DIR = "kpis"
+KPIS_FILE = "kpis.parquet"
+KPIS_CSV_FILE = "kpis.csv"
+
+
+def kpis_dir(workdir: Path) -> Path:
+    """Where `churn kpis` writes its table."""
+    return Path(workdir) / KPIS_DIR

@@ -403,6 +403,52 @@ class ScoringConfig(_Section):
         return v
 
 
+class KpiConfig(_Section):
+    """`churn kpis`: retention and service KPIs per calendar period and customer segment."""
+
+    period: Literal["month", "week"] = Field(
+        "month", description="Period of the KPIs: calendar months, or ISO weeks (Monday to Sunday)."
+    )
+    periods: int = Field(
+        12,
+        ge=1,
+        le=520,
+        description="How many of the latest complete periods (ending on or before the last date in the data) "
+        "are reported.",
+    )
+    segments: tuple[str, ...] = Field(
+        (),
+        description="Categorical customer columns (e.g. plan, region) the KPIs are also broken down by, each on "
+        "its own; every period always has the segment 'all'.",
+    )
+    margin_pct: float = Field(
+        100.0,
+        gt=0,
+        le=100,
+        description="Gross margin in percent of the monthly value, for the CLV estimate (100 = revenue, not margin).",
+    )
+    clv_hazard_periods: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="CLV: the churn hazard is the customers lost over the customers at start summed over this "
+        "many periods up to the reported one.",
+    )
+    clv_max_months: float = Field(
+        120.0, gt=0, description="CLV: cap on the expected remaining lifetime (a segment that lost nobody)."
+    )
+
+    @field_validator("segments")
+    @classmethod
+    def _segments_distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"segments must be distinct, got {list(v)}")
+        reserved = {"customer_id", "signup_date", "churn_date"} & set(v)
+        if reserved:
+            raise ValueError(f"segments must be customer attributes, not {sorted(reserved)}")
+        return v
+
+
 # -- secrets ------------------------------------------------------------------------------------------------
 REDACTED = "***"
 # scheme://user:password@ -> scheme://user:***@ (a URL or a postgres URL DSN)
@@ -642,6 +688,7 @@ class Config(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     scoring: ScoringConfig = ScoringConfig()
     export: ExportConfig = ExportConfig()
+    kpis: KpiConfig = KpiConfig()
     simulation: SimulationConfig = SimulationConfig()
 
     @model_validator(mode="after")

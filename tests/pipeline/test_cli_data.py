@@ -27,6 +27,7 @@ def test_help_lists_every_command():
         "evaluate",
         "score",
         "export",
+        "kpis",
         "campaign-report",
     ):
         assert command in result.output, command
