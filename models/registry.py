@@ -33,6 +33,7 @@ from churn_pipeline.core.errors import DataValidationError, ModelNotFoundError
 from churn_pipeline.models import evaluate
 from churn_pipeline.models.churn_model import ChurnModel, mlflow_column_type
 from churn_pipeline.models.split import snapshot_dates
+from churn_pipeline.models.uplift import UpliftModel
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -121,7 +122,7 @@ def code_paths() -> Iterator[list[str]]:
         yield [str(root)]
 
 
-def serving_signature(model: ChurnModel, example: pd.DataFrame) -> ModelSignature:
+def serving_signature(model: ChurnModel | UpliftModel, example: pd.DataFrame) -> ModelSignature:
     """The input schema MLflow enforces before `predict`, chosen so a feature frame as `churn features` writes
     it passes (see below), and a float64 probability vector out.
 
@@ -145,7 +146,7 @@ def serving_signature(model: ChurnModel, example: pd.DataFrame) -> ModelSignatur
     return ModelSignature(inputs=Schema(specs), outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]))
 
 
-def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> ModelInfo:
+def log_churn_model(model: ChurnModel | UpliftModel, example: pd.DataFrame) -> ModelInfo:
     """Log `model` as a self-contained pyfunc model in the active run: its source as code_paths, complete
     pinned requirements, the serving signature and an input example from `example`."""
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
@@ -166,16 +167,20 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> ModelInfo:
         pyfunc_log.setLevel(level)
 
 
-def register(client: MlflowClient, model_uri: str, name: str, run_id: str) -> str:
+def register(
+    client: MlflowClient,
+    model_uri: str,
+    name: str,
+    run_id: str,
+    description: str = "Churn classifier (LightGBM + calibration) of churn-pipeline.",
+) -> str:
     """Register `model_uri` as a new version of `name` (created on first use); returns the version."""
     try:
         client.get_registered_model(name)
     except MlflowException as e:
         if e.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise
-        client.create_registered_model(
-            name, description="Churn classifier (LightGBM + calibration) of churn-pipeline."
-        )
+        client.create_registered_model(name, description=description)
     mv = client.create_model_version(name, model_uri, run_id=run_id)
     return str(mv.version)
 
@@ -298,9 +303,15 @@ def _not_found(e: MlflowException) -> bool:
     return e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
-def load_model(tracking_uri: str, name: str, version: str | None = None) -> tuple[ChurnModel, str]:
-    """The registered churn model `name` (version, or the `champion` alias when None) and its version."""
-    fix = "run `churn train` first"
+def load_model(
+    tracking_uri: str,
+    name: str,
+    version: str | None = None,
+    kind: type = ChurnModel,
+    fix: str = "run `churn train` first",
+) -> tuple[ChurnModel, str]:
+    """The registered model `name` (version, or the `champion` alias when None) and its version; it must be a
+    `kind` (a ChurnModel, or an UpliftModel for `churn train-uplift`'s models)."""
     db = sqlite_path(tracking_uri)
     if db is not None and not db.is_file():
         raise ModelNotFoundError(f"no MLflow store at {db} (tracking URI {redact(tracking_uri)}): {fix}")
@@ -341,9 +352,9 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> tupl
         ) from None
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
     model = pyfunc.unwrap_python_model()
-    if not isinstance(model, ChurnModel):
+    if not isinstance(model, kind):
         raise ModelNotFoundError(
-            f"model '{name}' version {mv.version} is a {type(model).__name__}, not a churn-pipeline ChurnModel: "
-            f"register models with `churn train`"
+            f"model '{name}' version {mv.version} is a {type(model).__name__}, not a churn-pipeline {kind.__name__}: "
+            f"{fix}"
         )
     return model, str(mv.version)

@@ -1,4 +1,5 @@
-"""Command: `churn campaign-report` (every campaign measured against its control group)."""
+"""Commands: `churn campaign-report` (every campaign measured against its control group) and
+`churn train-uplift` (who a contact saves, learnt from those campaigns)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from churn_pipeline.cli._common import (
 
 if TYPE_CHECKING:
     from churn_pipeline.stages.campaigns import CampaignReport
+    from churn_pipeline.stages.uplift import UpliftResult
 
 app = typer.Typer()
 
@@ -82,3 +84,37 @@ def _print_report(report: CampaignReport) -> None:
             f"{report.left_before_contact:,} contacts left out: the customer had left before the contact"
         )
     console.print(f"Written: {', '.join(str(p) for p in report.paths)}; MLflow run {report.run_id}")
+
+
+@app.command("train-uplift")
+def train_uplift(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+    """Learn from past campaigns how much a contact lowers each customer's churn (a T-learner on LightGBM),
+    judge it out of time on the latest campaigns against ranking by risk, and register it."""
+    with reported_errors():
+        from churn_pipeline.stages.uplift import run_uplift_training
+
+        cfg = load(config, data, out)
+        result = run_uplift_training(cfg)
+    print_after_publish("the uplift model", _print_uplift, result)
+
+
+def _print_uplift(result: UpliftResult) -> None:
+    ev, ts = result.evaluation, result.training_set
+    table = Table(
+        title=f"Out of time: {', '.join(ev.test_campaigns)} ({ev.rows:,} targets), fitted on the "
+        f"{len(ts.campaigns) - len(ev.test_campaigns)} earlier campaigns",
+        title_justify="left",
+    )
+    table.add_column("ranking")
+    table.add_column("Qini coefficient", justify="right")
+    for share in ev.shares:
+        table.add_column(f"saved, top {share:.0%}", justify="right")
+    for name, curve in (("by uplift", ev.by_uplift), ("by risk", ev.by_risk)):
+        table.add_row(name, f"{curve.coefficient():.2f}", *(f"{curve.saved_at(s):.1f}" for s in ev.shares))
+    console.print(table)
+    status = "champion" if result.promoted else "not promoted"
+    console.print(
+        f"Registered uplift model v{result.version} ({status}): {result.reason}. Trained on {len(ts.frame):,} "
+        f"targets of {len(ts.campaigns)} campaigns, {len(ts.feature_names)} features; MLflow run {result.run_id}",
+        soft_wrap=True,
+    )

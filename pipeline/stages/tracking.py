@@ -29,6 +29,7 @@ from churn_pipeline.models import plots
 from churn_pipeline.models.candidates import Developed
 from churn_pipeline.models.churn_model import ChurnModel
 from churn_pipeline.models.registry import (
+    CHAMPION,
     GateDecision,
     log_churn_model,
     promotion_gate,
@@ -42,7 +43,9 @@ from churn_pipeline.stages.evaluation import MODEL, Evaluation, Scored
 from churn_pipeline.stages.training_set import TrainingSetManifest
 
 if TYPE_CHECKING:
+    from churn_pipeline.models.uplift import UpliftModel
     from churn_pipeline.stages.campaigns import CampaignReport
+    from churn_pipeline.stages.uplift import UpliftEvaluation, UpliftTrainingSet
 
 _SUMMARY_ROWS = 3000  # customers in the contribution summary plot
 
@@ -396,3 +399,45 @@ def log_campaign_report(cfg: Config, report: CampaignReport) -> CampaignReport:
             report.effects.to_csv(path, index=False)
             mlflow.log_artifact(str(path))
     return dataclasses.replace(report, run_id=run.info.run_id)
+
+
+# -- uplift -------------------------------------------------------------------------------------------------
+def log_uplift_run(
+    cfg: Config,
+    ts: UpliftTrainingSet,
+    evaluation: UpliftEvaluation,
+    model: UpliftModel,
+    promoted: bool,
+    reason: str,
+) -> tuple[str, str]:
+    """One run per `churn train-uplift`: the out-of-time Qini figures of both rankings, the curves as a plot,
+    the model registered as `<registered_model>-uplift` (alias champion when `promoted`). (version, run id)"""
+    import matplotlib.pyplot as plt
+
+    from churn_pipeline.stages.uplift import uplift_model_name
+
+    experiment = experiment_id(cfg)
+    with start_run(experiment, "train-uplift") as run:
+        mlflow.set_tags({"kind": "uplift", "promoted": str(promoted), "reason": reason,
+                         "test_campaigns": ", ".join(evaluation.test_campaigns)})  # fmt: skip
+        mlflow.log_params({"campaigns": len(ts.campaigns), "rows": len(ts.frame), "test_rows": evaluation.rows,
+                           "features": len(ts.feature_names), "learner": "T-learner, LightGBM per arm"})  # fmt: skip
+        mlflow.log_metrics(evaluation.figures())
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, curve in (("by uplift", evaluation.by_uplift), ("by risk", evaluation.by_risk)):
+            ax.plot(curve.share, curve.saved, label=label)
+        ax.plot([0, 1], [0, evaluation.by_uplift.saved[-1]], "k--", lw=0.8, label="random")
+        ax.set(xlabel="share of campaign targets contacted", ylabel="customers saved (Qini)",
+               title=f"Out-of-time Qini: {', '.join(evaluation.test_campaigns)}")  # fmt: skip
+        ax.legend()
+        mlflow.log_figure(fig, "uplift_qini.png")
+        plt.close(fig)
+        info = log_churn_model(model, ts.frame.head(100))
+        client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+        name = uplift_model_name(cfg)
+        version = register(client, info.model_uri, name, run.info.run_id,
+                           description="Uplift (T-learner on LightGBM) of churn-pipeline: churn prevented by a contact.")  # fmt: skip
+        client.set_model_version_tag(name, version, "reason", reason)
+        if promoted:
+            client.set_registered_model_alias(name, CHAMPION, version)
+    return version, run.info.run_id

@@ -1,10 +1,12 @@
-"""`churn campaign-report` on a simulated company that ran campaigns: the measured saves against the
-simulator's true effect, campaigns still inside their horizon, MLflow, and the command's errors."""
+"""`churn campaign-report` and `churn train-uplift` on a simulated company that ran campaigns: the measured
+saves against the simulator's true effect, campaigns still inside their horizon, the uplift model judged out
+of time and registered, MLflow, and the commands' errors."""
 
 from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -92,3 +94,49 @@ def test_cli_prints_the_table_and_fails_clearly_without_a_campaigns_table(compan
     failed = runner.invoke(app, ["campaign-report", "--config", str(cfg_path), "--data", str(bare)])
     assert failed.exit_code == 2
     assert "no campaigns table" in failed.output and "campaigns.parquet" in failed.output
+
+    uplift = runner.invoke(app, ["train-uplift", "--config", str(cfg_path), "--data", str(company / "data")])
+    assert uplift.exit_code == 0, uplift.output
+    assert "Registered uplift model v1" in uplift.output and "by risk" in uplift.output
+    no_campaigns = runner.invoke(app, ["train-uplift", "--config", str(cfg_path), "--data", str(bare)])
+    assert no_campaigns.exit_code == 2 and "no campaigns table" in no_campaigns.output
+
+
+# ------------------------------------------------------------------------------------------------ uplift
+
+
+def test_train_uplift_judges_out_of_time_registers_and_loads_back(company, tmp_path):
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.models.uplift import UpliftModel
+    from churn_pipeline.stages.uplift import run_uplift_training, uplift_model_name
+
+    cfg = config(company, tmp_path / "work")
+    result = run_uplift_training(cfg)
+    ts, ev = result.training_set, result.evaluation
+    assert (
+        ev.test_campaigns == ts.campaigns[-len(ev.test_campaigns) :]
+    )  # the latest campaigns, never trained on
+    assert set(ts.frame.treated) == {0, 1} and ts.frame.label.isin([0, 1]).all()
+    assert "customer_id" not in ts.feature_names and "treated" not in ts.feature_names
+    assert result.version == "1" and result.promoted == (ev.by_uplift.coefficient() > 0)
+    run = MlflowClient(tracking_uri=cfg.tracking_uri).get_run(result.run_id)
+    assert run.data.metrics["test_qini_uplift"] == pytest.approx(ev.by_uplift.coefficient())
+    assert "test_saved_top20pct_by_risk" in run.data.metrics and run.data.tags["kind"] == "uplift"
+    loaded, version = load_model(cfg.tracking_uri, uplift_model_name(cfg), "1", kind=UpliftModel)
+    rows = ts.frame.head(200)
+    np.testing.assert_allclose(
+        loaded.predict(None, rows), result.model.predict(None, rows), rtol=0, atol=1e-12
+    )
+    # Point in time: every target's features are as of the day before its campaign's first contact.
+    contacts = pd.read_parquet(company / "data" / "campaigns.parquet")
+    first = pd.to_datetime(contacts.groupby(contacts.campaign_id.astype(str)).ts.min()).dt.normalize()
+    expected = (first - pd.Timedelta(days=1)).dt.date
+    assert (ts.frame.as_of == ts.frame.campaign_id.map(expected)).all()
+
+
+def test_train_uplift_needs_enough_measured_campaigns(company, tmp_path):
+    from churn_pipeline.core.errors import ConfigError
+    from churn_pipeline.stages.uplift import run_uplift_training
+
+    with pytest.raises(ConfigError, match=r"campaign\(s\) measured so far .* needs at least 3"):
+        run_uplift_training(config(company, tmp_path / "work", horizon=300))

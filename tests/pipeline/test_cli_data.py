@@ -29,6 +29,7 @@ def test_help_lists_every_command():
         "export",
         "kpis",
         "campaign-report",
+        "train-uplift",
     ):
         assert command in result.output, command
 
