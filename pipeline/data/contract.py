@@ -55,7 +55,7 @@ _INTEGER_TYPES = {
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _TEXT_TYPES = {"VARCHAR"}
 
-_ACCEPTED: dict[Kind, str] = {
+ACCEPTED: dict[Kind, str] = {
     "id": "an integer or a string",
     "date": "a date (YYYY-MM-DD)",
     "timestamp": "a timestamp (YYYY-MM-DD HH:MM:SS)",
@@ -110,11 +110,16 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def target_type(col: Column, id_type: str) -> str:
+    """The (DuckDB) type of a contract column once normalised: its kind's type, ids the source's `id_type`."""
+    return id_type if col.kind == "id" else _TARGET_TYPE[col.kind]
+
+
 def normalised_expr(col: Column, raw_type: str, id_type: str) -> str:
     """SQL turning a raw column into its contract type; unparseable values become NULL (and are counted)."""
     c = q(col.name)
     t = _base_type(raw_type)
-    target = id_type if col.kind == "id" else _TARGET_TYPE[col.kind]
+    target = target_type(col, id_type)
     if t == ALL_NULL:
         return f"CAST(NULL AS {target})"
     if raw_type.upper() == target:
@@ -176,6 +181,21 @@ class ValidationReport:
             raise DataValidationError(self.problems)
 
 
+def mark_all_null(con: Any, view: str, spec: TableSpec, schema: dict[str, str]) -> dict[str, str]:
+    """`schema` (column -> type) with ALL_NULL for each contract column that is mistyped and holds no value.
+
+    An all-null column has no real type (pandas/Parquet give it INTEGER or NULL): a young company with no
+    churned customer yet must not be told its `churn_date` has the wrong type.
+    """
+    for col in spec.columns:
+        t = schema.get(col.name)
+        mistyped = t is not None and (t.upper() in {"NULL", '"NULL"'} or not type_ok(col.kind, t))
+        # Only a mistyped column costs a scan to see whether it holds any value at all.
+        if mistyped and con.execute(f"SELECT COUNT({q(col.name)}) = 0 FROM {view}").fetchone()[0]:
+            schema[col.name] = ALL_NULL
+    return schema
+
+
 def schema_problems(spec: TableSpec, raw_schema: dict[str, str]) -> list[str]:
     """Missing required columns and columns whose type can never satisfy the contract."""
     problems = []
@@ -190,7 +210,7 @@ def schema_problems(spec: TableSpec, raw_schema: dict[str, str]) -> list[str]:
             continue
         if not type_ok(col.kind, raw_schema[col.name]):
             problems.append(
-                f"{spec.name}.{col.name}: wrong type {raw_schema[col.name]}, expected {_ACCEPTED[col.kind]}; "
+                f"{spec.name}.{col.name}: wrong type {raw_schema[col.name]}, expected {ACCEPTED[col.kind]}; "
                 f"cast the column in the extract"
             )
     return problems
@@ -273,7 +293,7 @@ def _rule_checks(
                 _Check(
                     col.name,
                     rule,
-                    f"write it as {_ACCEPTED[col.kind]}",
+                    f"write it as {ACCEPTED[col.kind]}",
                     f"{raw} IS NOT NULL AND {norm} IS NULL",
                 )
             )
@@ -415,7 +435,7 @@ def check_table(
         dup = con.execute(
             f"SELECT COUNT(*), SUM(n), LIST(id ORDER BY id)[1:3] FROM "
             f"(SELECT {norm_id} AS id, COUNT(*) AS n FROM {view} WHERE {norm_id} IS NOT NULL "
-            f"GROUP BY 1 HAVING COUNT(*) > 1)"
+            f"GROUP BY 1 HAVING COUNT(*) > 1) AS {q('__ids')}"
         ).fetchone()
         if dup[0]:
             problems.append(
@@ -482,11 +502,7 @@ def _duplicate_rows(
     """
     r, n = q("__row"), q("__n")
     where, scope = (f" AND {window[0]}", f"{window[1]} ") if window else ("", "")
-    hashes = con.execute(f"SELECT hash({r}) AS h FROM {view} AS {r} WHERE TRUE{where}").fetchnumpy()["h"]
-    n_rows = len(hashes)
-    hashes.sort()
-    repeats = hashes[1:][hashes[1:] == hashes[:-1]]
-    del hashes
+    repeats, n_rows = _repeated_hashes(con, view, where)
     if not len(repeats):
         return None, False
     extra = len(repeats)
@@ -507,8 +523,9 @@ def _duplicate_rows(
     shown = repeated if groups <= _CONFIRMED_HASHES else repeated[:3]
     confirmed_groups, confirmed_extra, sample = con.execute(
         f"SELECT COUNT(*), SUM({n} - 1), LIST({example} ORDER BY {', '.join(map(q, keys))})[1:3] FROM "
-        f"(SELECT *, COUNT(*) AS {n} FROM {view} AS {r} WHERE hash({r}) IN (SELECT UNNEST(?::UBIGINT[])){where} "
-        f"GROUP BY ALL HAVING COUNT(*) > 1)",
+        f"(SELECT *, COUNT(*) AS {n} FROM {view} AS {r} WHERE hash({r}) IN (SELECT UNNEST(CAST(? AS "
+        f"{'UBIGINT' if is_duckdb(con) else 'BIGINT'}[]))){where} GROUP BY {', '.join(map(q, columns))} "
+        f"HAVING COUNT(*) > 1) AS {q('__groups')}",
         [shown.tolist()],
     ).fetchone()
     if groups <= _CONFIRMED_HASHES:
@@ -533,6 +550,29 @@ def _duplicate_rows(
     )
 
 
+def is_duckdb(con: Any) -> bool:
+    """Whether `con` is DuckDB itself; else it runs this module's SQL on a database (`data.warehouse`)."""
+    return isinstance(con, duckdb.DuckDBPyConnection)
+
+
+def _repeated_hashes(con: Any, view: str, where: str) -> tuple[np.ndarray, int]:
+    """The row hashes that repeat an earlier row's (one entry per extra row), and the rows hashed."""
+    r = q("__row")
+    if is_duckdb(con):
+        hashes = con.execute(f"SELECT hash({r}) AS h FROM {view} AS {r} WHERE TRUE{where}").fetchnumpy()["h"]
+        hashes.sort()
+        return hashes[1:][hashes[1:] == hashes[:-1]], len(hashes)
+    # A database groups the hashes itself: only repeated ones come over the network, not one per row.
+    h, n = q("__h"), q("__n")
+    rows = con.execute(
+        f"SELECT {h}, COUNT(*) - 1 AS {n} FROM (SELECT hash({r}) AS {h} FROM {view} AS {r} WHERE TRUE{where}) "
+        f"AS {q('__hashes')} GROUP BY {h} HAVING COUNT(*) > 1"
+    ).fetchall()
+    n_rows = con.execute(f"SELECT COUNT(*) FROM {view} AS {r} WHERE TRUE{where}").fetchone()[0]
+    hashes = np.array([row[0] for row in rows], dtype=np.int64)
+    return np.repeat(hashes, [int(row[1]) for row in rows]), int(n_rows)
+
+
 def empty_problem(spec: TableSpec) -> str:
     fix = "provide rows" if spec.required else "provide rows, or remove the table if the company has none"
     return f"{spec.name}: table is empty; {fix}"
@@ -546,19 +586,21 @@ DISTINCT_FIRST_ROWS_PER_CUSTOMER = 20
 def orphan_problem(
     con: duckdb.DuckDBPyConnection, table: str, view: str, customers_view: str, rows_per_customer: float = 0.0
 ) -> str | None:
-    """Rows of a child table whose customer_id is not in customers."""
+    """Rows of a child table whose customer_id is not in customers. `view` and `customers_view` are anything a
+    FROM can alias (a view, a table, a parenthesised query)."""
+    o, c = q("__child"), q("__customers")
+    absent = f"NOT EXISTS (SELECT 1 FROM {customers_view} AS {c} WHERE {c}.customer_id = {o}.customer_id)"
     if rows_per_customer >= DISTINCT_FIRST_ROWS_PER_CUSTOMER:
         # Exact: no orphan id means no orphan row; counting the rows is left to the rare failing case below.
         any_orphan = con.execute(
-            f"SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT customer_id FROM {view} WHERE customer_id IS NOT NULL) "
-            f"ANTI JOIN {customers_view} USING (customer_id))"
+            f"SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT customer_id FROM {view} AS {q('__rows')} WHERE "
+            f"customer_id IS NOT NULL) AS {o} WHERE {absent})"
         ).fetchone()[0]
         if not any_orphan:
             return None
     n, examples = con.execute(
         f"SELECT COUNT(*), LIST(DISTINCT customer_id)[1:3] FROM "
-        f"(SELECT customer_id FROM {view} ANTI JOIN {customers_view} USING (customer_id) "
-        f"WHERE customer_id IS NOT NULL)"
+        f"(SELECT customer_id FROM {view} AS {o} WHERE customer_id IS NOT NULL AND {absent}) AS {q('__orphans')}"
     ).fetchone()
     if not n:
         return None
