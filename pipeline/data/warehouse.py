@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
+import ibis.expr.datatypes as idt
 import numpy as np
 import sqlglot
 from ibis.backends.sql.datatypes import DuckDBType
@@ -121,7 +121,7 @@ def _feature_compiler() -> Any:
     """ibis' PostgreSQL compiler with the builtins the feature builders (`features.base`) call by their DuckDB
     and Spark names: COUNT_IF, MAX_BY (DuckDB's ARG_MAX: rows with a null value or key skipped), BIT_COUNT of a
     bigint (PostgreSQL counts the bits of a bit string), a bigint shifted by a bigint (PostgreSQL shifts by
-    an integer), and means of integers as floats (PostgreSQL's are numeric)."""
+    an integer), means of integers as floats (PostgreSQL's are numeric), booleans cast to any integer width."""
     from ibis.backends.sql.compilers.base import InputType
     from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
@@ -150,6 +150,12 @@ def _feature_compiler() -> Any:
         def visit_Mean(self, op: Any, *, arg: Any, where: Any) -> Any:
             # AVG of integers is numeric in PostgreSQL: as the float64 ibis declares (and DuckDB returns).
             return self.cast(super().visit_Mean(op, arg=arg, where=where), op.dtype)
+
+        def visit_Cast(self, op: Any, *, arg: Any, to: Any) -> Any:
+            if op.arg.dtype.is_boolean() and to.is_integer() and to != idt.int32:
+                # PostgreSQL casts a boolean to integer (int4) only: through it to the other widths.
+                arg = self.cast(arg, idt.int32)
+            return super().visit_Cast(op, arg=arg, to=to)
 
         def visit_BitwiseLeftShift(self, op: Any, *, left: Any, right: Any) -> Any:
             return exp.BitwiseLeftShift(
@@ -261,7 +267,7 @@ class PostgresBackend:
             if column in types:
                 dtype = DuckDBType.from_string(types[column])
             elif dtype.is_timestamp() and dtype.timezone is not None:
-                dtype = dt.Timestamp(scale=dtype.scale)
+                dtype = idt.Timestamp(scale=dtype.scale)
             schema[column] = dtype
         return self.ibis.sql(to_postgres(select), schema=ibis.schema(schema))
 
