@@ -13,13 +13,13 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict
 from typer.testing import CliRunner
 
-from churn_pipeline.cli import app
+from churn_pipeline.cli import _common, app
 from churn_pipeline.core.config import Config, DataConfig
 from churn_pipeline.core.errors import ConfigError, DataValidationError
 from churn_pipeline.data.io import open_source
 from churn_pipeline.features.build import feature_table
 from churn_pipeline.features.labels import churn_labels
-from tests.pg_load import load_company
+from tests.pg_helpers import load_company, password_only_role
 
 pytestmark = pytest.mark.postgres
 runner = CliRunner()
@@ -193,20 +193,46 @@ def test_a_bad_row_in_a_typed_table_is_a_validation_error(pg_company, pg_dsn):
         open_source(pg_company, cfg=DataConfig(db_schema="nulls"))
 
 
-@pytest.mark.slow
-def test_train_and_score_from_postgres_and_the_password_stays_secret(
-    pg_company, pg_dsn, company, tmp_path, caplog
-):
-    # A login with a password, in the URL: every output must show it redacted.
+def _reader(pg_dsn: str, role: str) -> str:
+    """A role that must give PASSWORD and may only read schema company; its URL without the password."""
+    dsn = password_only_role(pg_dsn, role, PASSWORD)
     _sql(
         pg_dsn,
-        "DROP ROLE IF EXISTS churn_reader",
-        f"CREATE ROLE churn_reader LOGIN PASSWORD '{PASSWORD}'",
-        "GRANT USAGE ON SCHEMA company TO churn_reader",
-        "GRANT SELECT ON ALL TABLES IN SCHEMA company TO churn_reader",
+        f"GRANT USAGE ON SCHEMA company TO {role}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA company TO {role}",
     )
-    d = conninfo_to_dict(pg_dsn)
-    url = f"postgresql://churn_reader:{PASSWORD}@{d['host']}:{d['port']}/{d['dbname']}"
+    return _url(dsn)
+
+
+def test_the_password_comes_from_pgpassword_and_a_wrong_one_is_a_clear_error(
+    pg_company, pg_dsn, tmp_path, monkeypatch
+):
+    url = _reader(pg_dsn, "churn_env_reader")
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump({"data": {"source": url, "db_schema": "company"}}))
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    ok = runner.invoke(app, ["validate", "-c", str(cfg_path)])
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setenv("PGPASSWORD", "not-" + PASSWORD)
+    bad = runner.invoke(app, ["validate", "-c", str(cfg_path)])
+    assert bad.exit_code == ConfigError.exit_code, bad.output
+    flat = " ".join(bad.output.split())
+    assert "cannot reach the PostgreSQL data source" in flat and "password authentication failed" in flat
+    assert "PGPASSWORD" in flat and PASSWORD not in bad.output
+
+
+@pytest.mark.slow
+def test_train_and_score_from_postgres_and_the_password_stays_secret(
+    pg_company, pg_dsn, company, tmp_path, caplog, monkeypatch
+):
+    # The CLI's logging setup replaces the root handlers (caplog's too): keep caplog, at DEBUG for every logger.
+    monkeypatch.setattr(_common, "setup_logging", lambda verbose: None)
+    caplog.set_level(logging.DEBUG)
+    for name in ("mlflow", "alembic", "psycopg"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    # A login that must give its password, given in the URL: every output must show it redacted.
+    url = _reader(pg_dsn, "churn_reader").replace("churn_reader@", f"churn_reader:{PASSWORD}@")
     workdir = tmp_path / "work"
     settings = company.config_in(workdir).model_dump(mode="json")
     settings["data"].update(source=url, db_schema="company")
@@ -214,7 +240,6 @@ def test_train_and_score_from_postgres_and_the_password_stays_secret(
     settings["model"]["tuning"]["trials"] = 1
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(yaml.safe_dump(settings))
-    caplog.set_level(logging.DEBUG)
 
     outputs = []
     for command in (["validate"], ["train"], ["score"]):
@@ -229,7 +254,7 @@ def test_train_and_score_from_postgres_and_the_password_stays_secret(
 
     assert "postgresql://churn_reader:***@" in " ".join(outputs[0].split())
     assert not any(PASSWORD in out for out in outputs)
-    assert PASSWORD not in caplog.text
+    assert caplog.records and PASSWORD not in caplog.text
     assert (workdir / "mlflow.db").is_file() and any((workdir / "training_sets").rglob("manifest.json"))
     leaked = [p for p in Path(workdir).rglob("*") if p.is_file() and PASSWORD.encode() in p.read_bytes()]
     assert not leaked, leaked  # the MLflow store (sqlite + artifacts), manifests, training sets, scores

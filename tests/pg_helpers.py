@@ -1,4 +1,5 @@
-"""Test setup only: load a simulated company's Parquet tables into a PostgreSQL schema (COPY, as CSV)."""
+"""PostgreSQL test setup (the server itself is the `pg_dsn` fixture of tests/conftest.py): a simulated company's
+Parquet tables loaded into a schema (COPY, as CSV), and a role that must give its password."""
 
 from __future__ import annotations
 
@@ -48,3 +49,18 @@ def load_company(dsn: str, data_dir: Path, schema: str) -> None:
                 cur.copy(f'COPY "{schema}"."{path.stem}" FROM STDIN (FORMAT csv)') as copy,
             ):
                 copy.write(sink.getvalue().to_pybytes())
+
+
+def password_only_role(dsn: str, role: str, password: str = "the-right-one") -> str:
+    """A role that must log in with `password` over TCP (the fixture's cluster trusts everyone else); the
+    DSN of that role, without a password."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        conn.execute("SELECT pg_reload_conf()")
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    return f"host=127.0.0.1 port={parts['port']} dbname=postgres user={role} connect_timeout=5"
