@@ -88,7 +88,8 @@ class DataConfig(_Section):
                     f"postgresql:// URL"
                 )
             return SecretStr(value)
-        return value
+        # Otherwise a path (pydantic's union would take any str as the SecretStr, its exact type).
+        return Path(value) if isinstance(value, str) else value
 
     _dump_source = field_serializer("source", when_used="json")(
         lambda self, v: redact(v) if isinstance(v, SecretStr) else str(v)
