@@ -62,7 +62,11 @@ def to_postgres(sql: str) -> str:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
-    """The few DuckDB functions sqlglot leaves as they are, as PostgreSQL expressions."""
+    """The few DuckDB constructs sqlglot leaves as they are, as PostgreSQL ones."""
+    if isinstance(node, exp.Select) and any(
+        j.args.get("kind") == "ANTI" for j in node.args.get("joins") or []
+    ):
+        return _without_anti_joins(node)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "isfinite":
         # PostgreSQL's isfinite takes dates only; NaN = NaN there, so NOT IN catches it too.
         arg = node.expressions[0].sql("duckdb")
@@ -72,6 +76,8 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         # A row's text, hashed: every column type has one (hash_record_extended needs a hash per column type).
         row = exp.Cast(this=node.expressions[0], to=exp.DataType.build("TEXT"))
         return exp.Anonymous(this="hashtextextended", expressions=[row, exp.Literal.number(0)])
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.UBIGINT:
+        return exp.DataType.build("BIGINT")  # hashtextextended's hashes are signed: bigint
     if isinstance(node, exp.Bracket) and isinstance(node.this, exp.Func):
         # ARRAY_AGG(...)[1:3] parses in PostgreSQL only with the call in parentheses.
         node.set("this", exp.Paren(this=node.this))
@@ -79,6 +85,26 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         # PostgreSQL before 16 requires an alias on every subquery in FROM.
         node.set("alias", exp.TableAlias(this=exp.to_identifier(f"__q{id(node)}")))
     return node
+
+
+def _without_anti_joins(select: exp.Select) -> exp.Select:
+    """`FROM a ANTI JOIN b USING (k)` as `FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.k = a.k)`."""
+    left = select.args["from_"].this
+    if not left.alias:
+        left.set("alias", exp.TableAlias(this=exp.to_identifier(f"__l{id(left)}")))
+    outer = left.alias
+    for join in [j for j in select.args["joins"] if j.args.get("kind") == "ANTI"]:
+        inner = f"__a{id(join)}"
+        right = join.this.copy()
+        right.set("alias", exp.TableAlias(this=exp.to_identifier(inner)))
+        match = exp.and_(
+            *(exp.column(k.name, inner).eq(exp.column(k.name, outer)) for k in join.args["using"])
+        )
+        select = select.where(
+            exp.not_(exp.Exists(this=exp.select("1").from_(right).where(match))), copy=False
+        )
+        join.pop()
+    return select
 
 
 @dataclass

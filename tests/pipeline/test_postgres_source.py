@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from churn_pipeline.cli import _common, app
 from churn_pipeline.core.config import Config, DataConfig
-from churn_pipeline.core.errors import ConfigError, DataValidationError
+from churn_pipeline.core.errors import ConfigError, DataValidationError, StaleDataError
 from churn_pipeline.data.io import open_source
 from churn_pipeline.features.build import feature_table
 from churn_pipeline.features.labels import churn_labels
@@ -247,6 +247,13 @@ def test_train_and_score_from_postgres_and_the_password_stays_secret(
         assert result.exit_code == 0, result.output
         outputs.append(result.output)
     assert "champion" in outputs[1]
+    # stale data, seen on the server: scoring 10 days after the data ends fails before any output
+    late = open_source(company.data_dir, validate=False).data_end_date + dt.timedelta(days=10)
+    stale = runner.invoke(app, ["score", "-c", str(cfg_path), "--as-of", str(late)])
+    assert stale.exit_code == StaleDataError.exit_code, stale.output
+    assert "stale data: the newest events row" in " ".join(stale.output.split())
+    outputs.append(stale.output)
+    assert len(list((workdir / "scores").iterdir())) == 1
     scores = list((workdir / "scores").glob("*/at_risk.parquet"))
     assert len(scores) == 1 and len(pd.read_parquet(scores[0])) > 0
     manifest = next((workdir / "scores").glob("*/manifest.json")).read_text()
