@@ -210,8 +210,9 @@ def connect(url: str, label: str) -> Any:
             f"cannot reach the PostgreSQL data source {label}: {redact(str(e).strip())}; check data.source "
             f"(or --data) and the password in PGPASSWORD or ~/.pgpass"
         ) from None
-    # from_connection sets the session time zone to UTC: a timestamptz cast to timestamp is then UTC.
     con = ibis.postgres.from_connection(raw)
+    # The data's time zone (ibis sets it too): a timestamptz cast to timestamp is then its UTC time.
+    raw.execute("SET TIME ZONE 'UTC'")
     con.compiler = _feature_compiler()
     return con
 

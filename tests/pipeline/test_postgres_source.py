@@ -158,6 +158,21 @@ def test_validate_on_postgres_passes_and_prints_the_summary(pg_company, tmp_path
     assert "customers" in result.output and "fingerprint" in result.output
 
 
+def test_zoned_timestamps_are_read_as_utc_whatever_the_session_time_zone(pg_company, pg_dsn):
+    _copy_schema(
+        pg_dsn, "zoned", "ALTER TABLE {s}.events ALTER COLUMN ts TYPE timestamptz USING ts AT TIME ZONE 'UTC'"
+    )
+    # the server would show these instants in Kolkata time (+05:30) to this session, were it not set to UTC
+    kolkata = f"{pg_company}?options=-ctimezone%3DAsia/Kolkata"
+    zoned = open_source(kolkata, cfg=DataConfig(db_schema="zoned")).tables.events
+    plain = open_source(pg_company, cfg=DataConfig(db_schema="company")).tables.events
+    assert zoned.schema() == plain.schema()
+    order = ["customer_id", "ts", "event_type"]
+    got = zoned.to_pyarrow().to_pandas().sort_values(order).reset_index(drop=True)
+    want = plain.to_pyarrow().to_pandas().sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+
+
 def test_fingerprint_follows_the_content(pg_company, pg_dsn):
     _copy_schema(pg_dsn, "fp")
     cfg = DataConfig(db_schema="fp")
