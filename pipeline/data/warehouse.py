@@ -9,8 +9,8 @@ What a database source needs (PostgreSQL 14 or later; `hashtextextended`, `bit_x
 - the contract's date, timestamp, number and boolean columns stored with such a type (not as text): the
   database already guarantees every value parses, so text is reported by the type check with the fix;
 - customer_id an integer or a text column (text ids stay text: integer-looking text is not converted);
-- the right to create temporary views (PostgreSQL grants it to everyone by default): ibis asks the server for
-  the typed tables' column types through one, dropped at once.
+- a login with USAGE on the schema and SELECT on the tables: nothing is created in the database (not even a
+  temporary view: the typed tables' column types are known, so ibis need not ask the server for them).
 
 The fingerprint (for the training-set cache) is, per table, its row count and the XOR of a hash of every row's
 text, plus the column names and types: any inserted, deleted or changed row changes it. It costs one scan per
@@ -26,7 +26,6 @@ from typing import Any
 
 import ibis
 import ibis.expr.datatypes as idt
-import numpy as np
 import sqlglot
 from ibis.backends.sql.datatypes import DuckDBType
 from sqlglot import exp
@@ -89,7 +88,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
 
 def _without_anti_joins(select: exp.Select) -> exp.Select:
     """`FROM a ANTI JOIN b USING (k)` as `FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.k = a.k)`."""
-    left = select.args["from_"].this
+    left = (
+        select.args.get("from_") or select.args["from"]
+    ).this  # the key's name depends on sqlglot's version
     if not left.alias:
         left.set("alias", exp.TableAlias(this=exp.to_identifier(f"__l{id(left)}")))
     outer = left.alias
@@ -109,17 +110,15 @@ def _without_anti_joins(select: exp.Select) -> exp.Select:
 
 @dataclass
 class _Result:
+    """A query's rows, fetched like a DuckDB result's."""
+
     rows: list[tuple]
-    columns: list[str]
 
     def fetchone(self) -> tuple | None:
         return self.rows[0] if self.rows else None
 
     def fetchall(self) -> list[tuple]:
         return self.rows
-
-    def fetchnumpy(self) -> dict[str, np.ndarray]:
-        return {c: np.array([r[i] for r in self.rows]) for i, c in enumerate(self.columns)}
 
 
 class PostgresSQL:
@@ -130,13 +129,16 @@ class PostgresSQL:
         self.label = label  # the redacted URL
 
     def execute(self, sql: str, params: list | None = None) -> _Result:
+        return self.native(to_postgres(sql), params)
+
+    def native(self, sql: str, params: list | tuple | None = None) -> _Result:
+        """Run PostgreSQL SQL as it is; a failure is a ConfigError naming the source (redacted)."""
         import psycopg
 
         try:
             with self.con.cursor() as cur:
-                cur.execute(to_postgres(sql), params)
-                rows = cur.fetchall() if cur.description else []
-                return _Result(rows, [d.name for d in cur.description or []])
+                cur.execute(sql, params)
+                return _Result(cur.fetchall() if cur.description else [])
         except psycopg.Error as e:
             raise ConfigError(
                 f"PostgreSQL data source {self.label}: a query failed: {redact(str(e).strip())}"
@@ -236,7 +238,7 @@ class PostgresBackend:
         self._columns = self._read_columns()
 
     def _read_columns(self) -> dict[str, dict[str, str]]:
-        rows = self.sql.con.execute(
+        rows = self.sql.native(
             "SELECT table_name, column_name, data_type, udt_name FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = ANY(%s) ORDER BY table_name, ordinal_position",
             (self.schema, list(TABLE_NAMES)),
@@ -303,7 +305,7 @@ class PostgresBackend:
         h = hashlib.blake2b(digest_size=16)
         h.update(json.dumps([self.label, self.schema, schemas], sort_keys=True).encode())
         for name, view in sorted(raw.items()):
-            n, xor = self.sql.con.execute(
+            n, xor = self.sql.native(
                 f"SELECT COUNT(*), bit_xor(hashtextextended(CAST(t AS TEXT), 0)) FROM {view} AS t"
             ).fetchone()
             h.update(f"{name}:{n}:{xor}".encode())
