@@ -11,6 +11,9 @@ a CSV gives none, so its other columns take the type DuckDB's CSV sniffer infers
 dates), and the same data as CSV or Parquet makes the same tables. Timestamps are UTC: an offset in a CSV
 value is applied, a value without one is UTC already.
 
+A PostgreSQL URL (`data.source: postgresql://...`) is read in place: `churn_pipeline.data.warehouse` runs the same
+normalising SELECTs and contract checks on the server, and the tables are ibis expressions there.
+
 With `data.engine: spark` the source is opened (and validated) the same way, then its tables are handed
 to Spark with the same types (`churn_pipeline.data.spark`): Spark reads the Parquet files itself.
 """
@@ -36,7 +39,7 @@ import ibis
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from churn_pipeline.core.config import DataConfig, redact
 from churn_pipeline.core.errors import ConfigError
@@ -250,7 +253,7 @@ def open_source(
     """
     cfg = cfg or DataConfig()
     limits = contract_limits(cfg, today or utc_today(), as_of, duplicates_window_days)
-    url = DataConfig.model_validate({"source": path}).source_url if not isinstance(path, Path) else None
+    url = _database_url(path)
     if url is not None:
         return _open_database(url, cfg, validate, limits)
     path = Path(path)
@@ -307,6 +310,16 @@ def open_source(
         )
     source = _normalise(con, raw, path, fingerprint, validate, limits, sniffed)
     return _on_spark(source, found.parquet if found else None) if cfg.engine == "spark" else source
+
+
+def _database_url(source: Path | str | SecretStr) -> str | None:
+    """The URL when `source` is a database's (a SecretStr, or a str with a scheme), else None."""
+    if isinstance(source, Path):
+        return None
+    try:
+        return DataConfig.model_validate({"source": source}).source_url
+    except ValidationError as e:
+        raise ConfigError(f"data source: {e.errors()[0]['msg']}") from None
 
 
 def _open_database(url: str, cfg: DataConfig, validate: bool, limits: Limits) -> Source:
