@@ -550,7 +550,7 @@ def _duplicate_rows(
     )
 
 
-def is_duckdb(con: Any) -> bool:
+def _is_duckdb(con: Any) -> bool:
     """Whether `con` is DuckDB itself; else it runs this module's SQL on a database (`data.warehouse`)."""
     return isinstance(con, duckdb.DuckDBPyConnection)
 
@@ -558,7 +558,7 @@ def is_duckdb(con: Any) -> bool:
 def _repeated_hashes(con: Any, view: str, where: str) -> tuple[np.ndarray, int]:
     """The row hashes that repeat an earlier row's (one entry per extra row), and the rows hashed."""
     r = q("__row")
-    if is_duckdb(con):
+    if _is_duckdb(con):
         hashes = con.execute(f"SELECT hash({r}) AS h FROM {view} AS {r} WHERE TRUE{where}").fetchnumpy()["h"]
         hashes.sort()
         return hashes[1:][hashes[1:] == hashes[:-1]], len(hashes)
