@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +65,63 @@ def trained(company, tmp_path_factory):
     cfg = company.config_in(workdir, scoring=ScoringConfig(value_column="monthly_fee", value_months=12))
     result = run_training(cfg)
     return cfg, result
+
+
+def _postgres_bindir() -> Path | None:
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 and a free port, for the session (each xdist worker starts
+    its own); its DSN. Tests keep apart by table or schema names. Skipped without the server binaries
+    (failed in CI)."""
+    bindir = _postgres_bindir()
+    if bindir is None:
+        message = (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install postgresql (as .ci/run does)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # The server refuses to run as root: run it as `postgres`, in a dir it owns (outside root's 0700 tmp dirs).
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    root = Path(tempfile.mkdtemp(prefix="churn-pg-"))
+    data, sock, logfile = root / "data", root / "sock", root / "server.log"
+    sock.mkdir()
+    if as_root:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    user = "postgres" if as_root else os.environ.get("USER", "postgres")
+    run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True, text=True)  # noqa: E731
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8")
+        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(
+            str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(logfile), "-w", "-t", "60", "start"
+        )
+    except subprocess.CalledProcessError as e:
+        log = logfile.read_text() if logfile.exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {e.stderr}\n{log}")
+    try:
+        yield f"host=127.0.0.1 port={port} dbname=postgres user={user}"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # The files whose tests use `trained`: under `make test` (`-n 2 --dist loadgroup`) they run on one worker, so

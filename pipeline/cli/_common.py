@@ -34,7 +34,12 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="YAML config (default: built-in defaults).", show_default=False),
 ]
 DataOpt = Annotated[
-    Path | None, typer.Option("--data", help="Data source: folder of Parquet/CSV tables or a DuckDB file.")
+    str | None,
+    typer.Option(
+        "--data",
+        help="Data source: folder of Parquet/CSV tables, a DuckDB file, or a postgresql:// URL (password in "
+        "PGPASSWORD, not on the command line).",
+    ),
 ]
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: the last date in the data).")
@@ -55,7 +60,7 @@ def parse_as_of(value: str | None) -> dt.date | None:
 
 
 def load(
-    config: Path | None, data: Path | None = None, out: Path | None = None, *, writes_workdir: bool = True
+    config: Path | None, data: str | None = None, out: Path | None = None, *, writes_workdir: bool = True
 ) -> Config:
     """Load the config and apply the common overrides; a command that writes into the working directory
     (every command taking `--out`) has it checked first, so a bad one fails before any work."""

@@ -38,7 +38,7 @@ def validate(config: ConfigOpt = None, data: DataOpt = None, as_of: ValidateAsOf
             source = open_source(cfg.data.source, cfg=cfg.data, today=utc_today(), as_of=parse_as_of(as_of))
         finally:
             io_log.setLevel(level)
-        table = Table(title=f"data source {cfg.data.source}: valid", title_justify="left")
+        table = Table(title=f"data source {cfg.data.source_label}: valid", title_justify="left")
         for col in ("table", "rows", "first", "last", "columns"):
             table.add_column(col, justify="right" if col == "rows" else "left")
         for name, rep in source.report.tables.items():

@@ -70,7 +70,12 @@ def simulate(
 
         cfg = load(config, writes_workdir=False)
         sim = _with_overrides(cfg.simulation, customers=customers, months=months, seed=seed)
-        out_dir = out or cfg.data.source
+        if out is None and cfg.data.source_url is not None:
+            raise ConfigError(
+                f"churn simulate writes a folder of Parquet tables, and data.source is a database "
+                f"({cfg.data.source_label}); pass --out FOLDER"
+            )
+        out_dir = out or Path(cfg.data.source)
         if out_dir.suffix.lower() in DUCKDB_SUFFIXES:
             raise ConfigError(
                 f"churn simulate writes a folder of Parquet tables, not a DuckDB file ({out_dir}); "

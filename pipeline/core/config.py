@@ -32,10 +32,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 class DataConfig(_Section):
     """Where the input tables live and how fresh they must be."""
 
-    source: Path = Field(Path("data/company"), description="Folder of Parquet/CSV files, or a DuckDB file.")
+    source: Path | SecretStr = Field(
+        Path("data/company"),
+        description="Folder of Parquet/CSV files, a DuckDB file, or a PostgreSQL URL postgresql://user@host:port/db "
+        "(a secret: shown with its password redacted; give the password in env PGPASSWORD or ~/.pgpass, not in "
+        "the URL). Database tables are read in place: validation and features run as SQL on the server.",
+    )
+    db_schema: str | None = Field(
+        None,
+        description="Database sources: the schema holding the tables (default: the first schema of the "
+        "connection's search_path, normally public).",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$",
+    )
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb",
         description="Engine the features are computed on: duckdb (embedded), or spark (the active SparkSession, "
@@ -61,6 +76,34 @@ class DataConfig(_Section):
         description="Exact duplicate rows (all columns equal) in events, support_contacts, surveys or "
         "payments: above this share of a table an error, below it a warning.",
     )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _url_is_a_secret(cls, value: Any) -> Any:
+        # Any str is a valid Path: a URL must be recognised before pydantic makes it one (and loses its '//').
+        if isinstance(value, str) and (m := _URL_SCHEME.match(value)):
+            if m.group(1).lower() not in DATABASE_SCHEMES:
+                raise ValueError(
+                    f"data.source URL scheme {m.group(1)!r} is not supported: use a folder, a DuckDB file or a "
+                    f"postgresql:// URL"
+                )
+            return SecretStr(value)
+        # Otherwise a path (pydantic's union would take any str as the SecretStr, its exact type).
+        return Path(value) if isinstance(value, str) else value
+
+    _dump_source = field_serializer("source", when_used="json")(
+        lambda self, v: redact(v) if isinstance(v, SecretStr) else str(v)
+    )
+
+    @property
+    def source_url(self) -> str | None:
+        """The database URL (a secret: never print it; `source_label` is safe), or None for files."""
+        return self.source.get_secret_value() if isinstance(self.source, SecretStr) else None
+
+    @property
+    def source_label(self) -> str:
+        """The source for messages, logs and manifests: the path, or the URL with its password redacted."""
+        return redact(self.source) if isinstance(self.source, SecretStr) else str(self.source)
 
 
 class LabelConfig(_Section):
@@ -710,11 +753,16 @@ class Config(_Section):
     def export_dir(self) -> Path:
         return self.export.out_dir or self.workdir / "exports"
 
-    def with_overrides(self, *, data: Path | None = None, out: Path | None = None) -> Config:
-        """A copy with the common CLI overrides applied (`--data`, `--out` = working directory)."""
+    def with_overrides(self, *, data: Path | str | None = None, out: Path | None = None) -> Config:
+        """A copy with the common CLI overrides applied (`--data`: a path or a database URL, `--out` = working
+        directory)."""
         update: dict = {}
         if data is not None:
-            update["data"] = self.data.model_copy(update={"source": data})
+            try:
+                source = DataConfig.model_validate({"source": data}).source
+            except ValidationError as e:
+                raise ConfigError(f"--data: {e.errors()[0]['msg']}") from None
+            update["data"] = self.data.model_copy(update={"source": source})
         if out is not None:
             update["workdir"] = out
         return self.model_copy(update=update) if update else self

@@ -11,6 +11,9 @@ a CSV gives none, so its other columns take the type DuckDB's CSV sniffer infers
 dates), and the same data as CSV or Parquet makes the same tables. Timestamps are UTC: an offset in a CSV
 value is applied, a value without one is UTC already.
 
+A PostgreSQL URL (`data.source: postgresql://...`) is read in place: `churn_pipeline.data.warehouse` runs the same
+normalising SELECTs and contract checks on the server, and the tables are ibis expressions there.
+
 With `data.engine: spark` the source is opened (and validated) the same way, then its tables are handed
 to Spark with the same types (`churn_pipeline.data.spark`): Spark reads the Parquet files itself.
 """
@@ -26,7 +29,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,23 +39,24 @@ import ibis
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import SecretStr, ValidationError
 
-from churn_pipeline.core.config import DataConfig
+from churn_pipeline.core.config import DataConfig, redact
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.tables import TABLE_NAMES, TABLES, SourceTables, TableSpec
-from churn_pipeline.data import spark
+from churn_pipeline.data import spark, warehouse
 from churn_pipeline.data.contract import (
-    ALL_NULL,
     ExtraColumn,
     Limits,
     ValidationReport,
     check_table,
     empty_problem,
+    mark_all_null,
     normalised_expr,
     orphan_problem,
     q,
     schema_problems,
-    type_ok,
+    target_type,
 )
 
 log = logging.getLogger(__name__)
@@ -66,12 +70,18 @@ class Source:
     """An opened, normalised (and normally validated) data source."""
 
     path: Path | None
-    con: Any  # ibis backend: DuckDB, or PySpark with engine "spark"
+    con: Any  # ibis backend: DuckDB, PySpark with engine "spark", PostgreSQL with engine "postgres"
     tables: SourceTables
     data_end_date: dt.date
     fingerprint: str
     report: ValidationReport
-    engine: Literal["duckdb", "spark"] = "duckdb"
+    engine: Literal["duckdb", "spark", "postgres"] = "duckdb"
+    location: str | None = None  # a database source's URL, its password redacted (safe to print)
+
+    @property
+    def label(self) -> str | None:
+        """Where the data came from, safe to print: the path or the redacted URL (None for in-memory frames)."""
+        return self.location or (str(self.path) if self.path is not None else None)
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -226,7 +236,7 @@ def contract_limits(
 
 
 def open_source(
-    path: Path | str,
+    path: Path | str | SecretStr,
     *,
     validate: bool = True,
     cfg: DataConfig | None = None,
@@ -234,15 +244,19 @@ def open_source(
     as_of: dt.date | None = None,
     duplicates_window_days: int | None = None,
 ) -> Source:
-    """Open a data source folder or DuckDB file; with `validate`, contract violations raise DataValidationError.
+    """Open a data source (a folder, a DuckDB file, or a PostgreSQL URL as a str or SecretStr, e.g.
+    `cfg.source`); with `validate`, contract violations raise DataValidationError.
 
     `cfg` holds the rule settings and the engine (default: the defaults), `today` the date no data may be later
     than (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later;
     `duplicates_window_days` limits the exact-duplicate check to each table's last N days (default: all rows).
     """
-    path = Path(path)
     cfg = cfg or DataConfig()
     limits = contract_limits(cfg, today or utc_today(), as_of, duplicates_window_days)
+    url = _database_url(path)
+    if url is not None:
+        return _open_database(url, cfg, validate, limits)
+    path = Path(path)
     con = _connect()
     raw: dict[str, str] = {}
     sniffed: dict[str, dict[str, tuple[str, str]]] = {}
@@ -298,6 +312,37 @@ def open_source(
     return _on_spark(source, found.parquet if found else None) if cfg.engine == "spark" else source
 
 
+def _database_url(source: Path | str | SecretStr) -> str | None:
+    """The URL when `source` is a database's (a SecretStr, or a str with a scheme), else None."""
+    if isinstance(source, Path):
+        return None
+    try:
+        return DataConfig.model_validate({"source": source}).source_url
+    except ValidationError as e:
+        raise ConfigError(f"data source: {e.errors()[0]['msg']}") from None
+
+
+def _open_database(url: str, cfg: DataConfig, validate: bool, limits: Limits) -> Source:
+    """A PostgreSQL source: tables read in place, the contract checked and the features run on the server."""
+    label = redact(url)
+    if cfg.engine == "spark":
+        raise ConfigError(
+            f"data source {label}: the spark engine reads Parquet files, not a database; set data.engine: duckdb "
+            f"(a database source runs on the database itself)"
+        )
+    backend = warehouse.PostgresBackend(warehouse.connect(url, label), label, cfg.db_schema)
+    raw = backend.raw_tables()
+    if "customers" not in raw:
+        raise ConfigError(
+            f"data source {label} has no customers table in schema {backend.schema!r} (tables are read from "
+            f"{', '.join(TABLE_NAMES)}); set data.db_schema to the schema holding them"
+        )
+    source = _normalise(
+        None, raw, None, lambda schemas: backend.fingerprint(raw, schemas), validate, limits, {}, backend
+    )
+    return dataclasses.replace(source, location=label)
+
+
 def _on_spark(source: Source, parquet: dict[str, Path] | None) -> Source:
     """The opened (and validated) DuckDB source with its tables on Spark, typed alike."""
     con = spark.connect()
@@ -337,19 +382,9 @@ def source_from_frames(
 
 
 def _raw_schema(con: duckdb.DuckDBPyConnection, view: str, spec: TableSpec) -> dict[str, str]:
-    """Column -> DuckDB type; a contract column holding no value at all gets ALL_NULL.
-
-    An all-null column has no real type (pandas/Parquet give it INTEGER or NULL): a young company with no
-    churned customer yet must not be told its `churn_date` has the wrong type.
-    """
+    """Column -> DuckDB type; a contract column holding no value at all gets ALL_NULL (`mark_all_null`)."""
     schema = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
-    for col in spec.columns:
-        t = schema.get(col.name)
-        mistyped = t is not None and (t.upper() in {"NULL", '"NULL"'} or not type_ok(col.kind, t))
-        # Only a mistyped column costs a scan to see whether it holds any value at all.
-        if mistyped and con.execute(f"SELECT COUNT({q(col.name)}) = 0 FROM {view}").fetchone()[0]:
-            schema[col.name] = ALL_NULL
-    return schema
+    return mark_all_null(con, view, spec, schema)
 
 
 def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
@@ -371,39 +406,74 @@ def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[
     return "BIGINT"
 
 
+class _DuckBackend:
+    """Where `_normalise` runs for files, DuckDB files and frames: raw views in the DuckDB connection, typed
+    views created beside them. `warehouse.PostgresBackend` is the same for a PostgreSQL source."""
+
+    engine = "duckdb"
+
+    def __init__(self, con: Any):
+        self.ibis = con
+        self.sql = con.con
+
+    def raw_schema(self, view: str, spec: TableSpec) -> dict[str, str]:
+        return _raw_schema(self.sql, view, spec)
+
+    def type_problems(self, spec: TableSpec, schema: dict[str, str]) -> list[str]:
+        return []  # every type the contract accepts can be tried value by value (TRY_CAST)
+
+    def id_type(self, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
+        return _id_type(self.sql, raw, schemas)
+
+    def define(self, name: str, select: str, types: dict[str, str]) -> str:
+        """Create the typed view `name` (`types`: its contract columns' types); what a FROM reads it as."""
+        self.sql.execute(f"CREATE VIEW {q(name)} AS {select}")
+        return q(name)
+
+    def table(self, name: str) -> Any:
+        return self.ibis.table(name)
+
+
 def _normalise(
     con: Any,
     raw: dict[str, str],
     path: Path | None,
-    fingerprint: str,
+    fingerprint: str | Callable[[dict[str, dict[str, str]]], str],
     validate: bool,
     limits: Limits,
     sniffed: dict[str, dict[str, tuple[str, str]]],
+    backend: Any = None,
 ) -> Source:
-    duck = con.con
-    schemas = {name: _raw_schema(duck, view, TABLES[name]) for name, view in raw.items()}
+    """Type, validate and expose the raw tables `raw` (name -> a view or table SQL can read). The contract's
+    SQL runs on `backend` (DuckDB on `con` by default); `fingerprint` may be computed from the raw schemas."""
+    backend = backend or _DuckBackend(con)
+    sql = backend.sql
+    schemas = {name: backend.raw_schema(view, TABLES[name]) for name, view in raw.items()}
     report = ValidationReport()
     for name, view in raw.items():
         # An empty table has no meaningful types (an empty text column may read as INTEGER): say "empty".
-        if duck.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {view})").fetchone()[0]:
+        if sql.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {view})").fetchone()[0]:
             report.problems.append(empty_problem(TABLES[name]))
         else:
             report.problems += schema_problems(TABLES[name], schemas[name])
+            report.problems += backend.type_problems(TABLES[name], schemas[name])
     if report.problems:
         # Typed views cannot be built over missing or mistyped columns: stop here, whatever `validate` says.
         report.raise_if_failed()
-    id_type = _id_type(duck, raw, schemas)
+    id_type = backend.id_type(raw, schemas)
     extras = {name: _extra_columns(TABLES[name], schemas[name], sniffed.get(name, {})) for name in raw}
+    typed: dict[str, str] = {}  # name -> what a FROM reads the typed table as
     for name, view in raw.items():
         spec = TABLES[name]
         cols = [c for c in spec.columns if c.name in schemas[name]]
         select = [f"{normalised_expr(c, schemas[name][c.name], id_type)} AS {q(c.name)}" for c in cols]
         select += [e.sql if e.sql == q(e.name) else f"{e.sql} AS {q(e.name)}" for e in extras[name]]
-        duck.execute(f"CREATE VIEW {q(name)} AS SELECT {', '.join(select)} FROM {view}")
+        types = {c.name: target_type(c, id_type) for c in cols}
+        typed[name] = backend.define(name, f"SELECT {', '.join(select)} FROM {view}", types)
     if validate:
         for name, view in raw.items():
             problems, warnings, table_report = check_table(
-                duck, TABLES[name], view, schemas[name], id_type, limits, extras[name]
+                sql, TABLES[name], view, schemas[name], id_type, limits, extras[name]
             )
             report.problems += problems
             report.warnings += warnings
@@ -412,22 +482,29 @@ def _normalise(
         for name in raw:
             if name != "customers":
                 per_customer = report.tables[name].rows / customers
-                problem = orphan_problem(duck, name, q(name), q("customers"), per_customer)
+                problem = orphan_problem(sql, name, typed[name], typed["customers"], per_customer)
                 if problem:
                     report.problems.append(problem)
         for warning in report.warnings:
             # Stages do not print the report: the log keeps a warning from being silent there.
             log.warning("input data: %s", warning)
         report.raise_if_failed()
-    tables = SourceTables(**{name: con.table(name) for name in raw})
-    return Source(path, con, tables, _data_end_date(duck, raw), fingerprint, report)
+    tables = SourceTables(**{name: backend.table(name) for name in raw})
+    if callable(fingerprint):
+        fingerprint = fingerprint(schemas)
+    end = _data_end_date(sql, typed)
+    return Source(path, backend.ibis, tables, end, fingerprint, report, backend.engine)
 
 
-def _data_end_date(duck: duckdb.DuckDBPyConnection, raw: dict[str, str]) -> dt.date:
+def _data_end_date(sql: Any, typed: dict[str, str]) -> dt.date:
     """The last date present anywhere in the data: 'today' as far as the data knows."""
-    parts = ["SELECT MAX(signup_date) AS d FROM customers", "SELECT MAX(churn_date) FROM customers"]
-    parts += [f"SELECT CAST(MAX(ts) AS DATE) FROM {q(name)}" for name in raw if name != "customers"]
-    value = duck.execute(f"SELECT MAX(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
+    t, customers = q("__t"), typed["customers"]
+    parts = [f"SELECT MAX(signup_date) AS d FROM {customers} AS {t}"]
+    parts += [f"SELECT MAX(churn_date) FROM {customers} AS {t}"]
+    parts += [
+        f"SELECT CAST(MAX(ts) AS DATE) FROM {v} AS {t}" for name, v in typed.items() if name != "customers"
+    ]
+    value = sql.execute(f"SELECT MAX(d) FROM ({' UNION ALL '.join(parts)}) AS {q('__dates')}").fetchone()[0]
     if value is None:
         raise ConfigError("the data source holds no dates at all: customers.signup_date is empty")
     return value

@@ -74,7 +74,7 @@ def run_campaign_report(cfg: Config) -> CampaignReport:
     source = validated_source(cfg, None)
     if source.tables.campaigns is None:
         raise ConfigError(
-            f"no campaigns table in {cfg.data.source}: add campaigns.parquet (or .csv) with customer_id, ts, "
+            f"no campaigns table in {cfg.data.source_label}: add campaigns.parquet (or .csv) with customer_id, ts, "
             "campaign_id, group (treatment/control) and optionally offer, responded, risk_tier; the at-risk "
             "list's `group` column says who was held out"
         )

@@ -266,7 +266,7 @@ def _score_and_publish(
     manifest = ScoringManifest(
         as_of=as_of,
         model=model_info(cfg.tracking.registered_model, version, requested, model.metadata),
-        data=DataInfo(str(cfg.data.source), source.fingerprint, source.data_end_date),
+        data=DataInfo(cfg.data.source_label, source.fingerprint, source.data_end_date),
         counts=run_counts(scores, at_risk),
         list_size=size,
         value=value_at_risk(at_risk, value_origin),

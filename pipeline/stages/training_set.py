@@ -486,7 +486,7 @@ def _manifest(
     return TrainingSetManifest(
         fingerprint=fingerprint,
         data_fingerprint=source.fingerprint,
-        data_source=str(source.path) if source.path is not None else None,
+        data_source=source.label,
         data_end_date=source.data_end_date,
         feature_set_version=FEATURE_SET_VERSION,
         snapshots=tuple(SnapshotSummary(c.date, c.rows, c.churners / c.rows) for c in counts),

@@ -75,7 +75,7 @@ def uplift_training_set(cfg: Config, source: Source) -> UpliftTrainingSet:
     """Every target of every campaign whose horizon is over, with its features as of the campaign's list date."""
     if source.tables.campaigns is None:
         raise ConfigError(
-            f"no campaigns table in {cfg.data.source}: an uplift model learns from past campaigns with control "
+            f"no campaigns table in {cfg.data.source_label}: an uplift model learns from past campaigns with control "
             "groups (see README 'Campaign results'); rank by risk until there are some"
         )
     contacts = source.tables.campaigns.select("customer_id", "ts", "campaign_id", "group").to_pandas()

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from churn_pipeline.cli import _common, app
 from churn_pipeline.core.config import Config, public_config, redact
 from churn_pipeline.core.errors import ExportError
+from tests.pg_helpers import password_only_role
 from tests.pipeline.test_export import LocalServer
-from tests.pipeline.test_export_postgres import pg_dsn  # noqa: F401  (the PostgreSQL server fixture)
 
 SECRET = "Zq7xSecretTok3n9"  # alphanumeric: URL-encoding, JSON or YAML cannot disguise it
 
@@ -92,27 +92,12 @@ class _DownEndpoint(LocalServer):
         super().__init__(Handler)
 
 
-def _password_only_role(dsn: str, role: str) -> str:
-    """A role that must log in with a password over TCP (the fixture's cluster trusts everyone else); the
-    DSN of that role, without a password."""
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP ROLE IF EXISTS {role}")
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'the-right-one'")
-        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
-        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
-        conn.execute("SELECT pg_reload_conf()")
-    parts = dict(p.split("=", 1) for p in dsn.split())
-    return f"host=127.0.0.1 port={parts['port']} dbname=postgres user={role} connect_timeout=5"
-
-
 def _files_holding(root: Path, needle: bytes) -> list[str]:
     return sorted(str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 @pytest.mark.slow
-def test_no_secret_reaches_mlflow_files_logs_or_output(company, tmp_path, caplog, monkeypatch, pg_dsn):  # noqa: F811
+def test_no_secret_reaches_mlflow_files_logs_or_output(company, tmp_path, caplog, monkeypatch, pg_dsn):
     # The CLI's logging setup replaces the root handlers (caplog's too): keep caplog, at DEBUG for every logger.
     monkeypatch.setattr(_common, "setup_logging", lambda verbose: None)
     caplog.set_level(logging.DEBUG)
@@ -122,7 +107,7 @@ def test_no_secret_reaches_mlflow_files_logs_or_output(company, tmp_path, caplog
     monkeypatch.delenv("CHURN_PG_DSN", raising=False)
 
     work = tmp_path / "work"
-    pg_role_dsn = _password_only_role(pg_dsn, "churn_secret_test")
+    pg_role_dsn = password_only_role(pg_dsn, "churn_secret_test")
     runner = CliRunner()
     outputs: list[str] = []
 
