@@ -70,6 +70,11 @@ def _print_scoring(result: ScoringResult, top: int) -> None:
         f"(top {size.pct:.3g}%, {size.origin}); tiers {tiers}; "
         f"expected value at risk {m.value.total_expected_value_at_risk:,.0f}"
     )
+    if m.uplift_model is not None:
+        console.print(
+            f"Ranked by expected saved value (uplift x value) with {m.uplift_model.name} v{m.uplift_model.version}; "
+            f"total expected saved value {result.at_risk['expected_saved_value'].sum():,.0f}"
+        )
     if counts.control:
         console.print(
             f"Control group: [bold]{counts.control:,}[/] listed customers held out (group=control, "
@@ -89,18 +94,15 @@ def _print_scoring(result: ScoringResult, top: int) -> None:
 
 
 def _at_risk_table(head: pd.DataFrame, as_of: dt.date, listed: int) -> Table:
-    """The first rows of an at-risk list (of `listed` customers) as a table, reasons one per line."""
+    """The first rows of an at-risk list (of `listed` customers) as a table, reasons one per line; the uplift
+    and saved value when the list is ranked by them."""
     table = Table(title=f"At-risk customers as of {as_of} (top {len(head)} of {listed})")
-    for col, kw in (
-        ("#", {"justify": "right"}),
-        ("customer", {}),
-        ("probability", {"justify": "right"}),
-        ("tier", {}),
-        ("group", {}),
-        ("value at risk", {"justify": "right"}),
-        ("reasons", {"overflow": "fold"}),
-        ("suggested action", {}),
-    ):
+    by_saved_value = head["expected_saved_value"].notna().any()
+    columns = [("#", {"justify": "right"}), ("customer", {}), ("probability", {"justify": "right"}),
+               ("tier", {}), ("group", {}), ("value at risk", {"justify": "right"})]  # fmt: skip
+    if by_saved_value:
+        columns += [("uplift", {"justify": "right"}), ("saved value", {"justify": "right"})]
+    for col, kw in (*columns, ("reasons", {"overflow": "fold"}), ("suggested action", {})):
         table.add_column(col, **kw)
     reasons = [
         "\n".join(x for x in r if x)
@@ -114,6 +116,7 @@ def _at_risk_table(head: pd.DataFrame, as_of: dt.date, listed: int) -> Table:
             str(row.risk_tier or "-"),
             str(row.group),
             f"{row.expected_value_at_risk:,.0f}",
+            *((f"{row.uplift:+.1%}", f"{row.expected_saved_value:,.0f}") if by_saved_value else ()),
             why or "-",
             str(row.suggested_action),
         )

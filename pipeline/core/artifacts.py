@@ -19,13 +19,26 @@ TREATMENT, CONTROL = "treatment", "control"  # the at-risk list's `group` values
 CAMPAIGNS_DIR = "campaigns"
 CAMPAIGN_REPORT_FILE = "campaign_report"
 
-SCORES_COLUMNS = ("customer_id", "churn_probability", "rank", "percentile", "as_of", "model_version")
+# `uplift` (P(churn) not contacted - P(churn) contacted) and `expected_saved_value` (uplift x value) are filled
+# when the list is ranked by saved value (scoring.rank_by: saved_value), null otherwise.
+SCORES_COLUMNS = (
+    "customer_id",
+    "churn_probability",
+    "uplift",
+    "expected_saved_value",
+    "rank",
+    "percentile",
+    "as_of",
+    "model_version",
+)
 AT_RISK_COLUMNS = (
     "customer_id",
     "churn_probability",
     "risk_tier",
     "group",  # treatment, or control: held out of the campaign (scoring.control_pct), never contacted
     "expected_value_at_risk",
+    "uplift",
+    "expected_saved_value",
     "reason_1",
     "reason_2",
     "reason_3",
@@ -42,6 +55,14 @@ CRM_COLUMNS = (
     *(c for c in AT_RISK_COLUMNS if c not in _CRM_FIRST + _CRM_LAST),
     *_CRM_LAST,
 )
+
+
+UPLIFT_MODEL_SUFFIX = "-uplift"  # `churn train-uplift` registers <tracking.registered_model>-uplift
+
+
+def uplift_model_name(registered_model: str) -> str:
+    """The registry name of the uplift model beside the churn model `registered_model`."""
+    return f"{registered_model}{UPLIFT_MODEL_SUFFIX}"
 
 
 def score_dir(workdir: Path, as_of: dt.date) -> Path:

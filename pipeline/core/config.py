@@ -421,6 +421,11 @@ class ScoringConfig(_Section):
         description="Share (%) of each tier of the at-risk list held out as a control group (group=control: "
         "the CRM leaves them alone, so a campaign's effect can be measured); 0 = no control group.",
     )
+    rank_by: Literal["risk", "saved_value"] = Field(
+        "risk",
+        description="Order of the list: 'risk' (P(churn)) or 'saved_value' (uplift x value: the value a contact is "
+        "expected to save; needs a `churn train-uplift` champion, and lists only customers with a positive one).",
+    )
     control_seed: int = Field(
         0,
         ge=0,

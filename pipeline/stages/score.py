@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn_pipeline.core.artifacts import AT_RISK_COLUMNS, CONTROL, SCORES_COLUMNS, TREATMENT, score_dir
+from churn_pipeline.core.artifacts import (
+    AT_RISK_COLUMNS,
+    CONTROL,
+    SCORES_COLUMNS,
+    TREATMENT,
+    score_dir,
+    uplift_model_name,
+)
 from churn_pipeline.core.config import Config, ScoringConfig, TierConfig
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.progress import Steps
@@ -33,6 +40,7 @@ from churn_pipeline.models.drift import population_stability
 from churn_pipeline.models.evaluate import top_k_count
 from churn_pipeline.models.reasons import reasons_and_actions
 from churn_pipeline.models.registry import load_model
+from churn_pipeline.models.uplift import UpliftModel
 from churn_pipeline.stages.publish import (
     STALE_PUBLISH_MARGIN_SECONDS,
     publish_outputs,
@@ -84,20 +92,36 @@ def date_column(as_of: dt.date, n: int) -> pd.arrays.ArrowExtensionArray:
 
 
 def rank_scores(
-    customer_ids: pd.Series, probability: np.ndarray, as_of: dt.date, model_version: str
+    customer_ids: pd.Series,
+    probability: np.ndarray,
+    as_of: dt.date,
+    model_version: str,
+    uplift: np.ndarray | None = None,
+    saved_value: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Every scored customer by probability descending (ties by customer_id): rank 1.. and percentile.
+    """Every scored customer ranked: by probability descending (ties by customer_id), or, when `saved_value`
+    is given (scoring.rank_by: saved_value), by expected saved value descending (unknown last), then
+    probability, then customer_id. Rank 1.. and percentile.
 
-    `percentile` is the share of scored customers at or below this rank, in percent: 100 for the riskiest.
+    `percentile` is the share of scored customers at or below this rank, in percent: 100 for the first.
     The index holds each row's position in the input, so callers can line other per-customer data up.
     """
+    n = len(customer_ids)
+    missing = np.full(n, np.nan)
     frame = pd.DataFrame(
         {
             "customer_id": customer_ids.to_numpy(),
             "churn_probability": np.asarray(probability, dtype=np.float64),
+            "uplift": missing if uplift is None else np.asarray(uplift, dtype=np.float64),
+            "expected_saved_value": missing
+            if saved_value is None
+            else np.asarray(saved_value, dtype=np.float64),
         }
     )
-    frame = frame.sort_values(["churn_probability", "customer_id"], ascending=[False, True], kind="mergesort")
+    keys = ["churn_probability", "customer_id"]
+    if saved_value is not None:
+        keys.insert(0, "expected_saved_value")
+    frame = frame.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True], kind="mergesort")
     n = len(frame)
     rank = np.arange(1, n + 1, dtype=np.int64)
     frame["rank"] = rank
@@ -163,6 +187,22 @@ def list_size(n_scored: int, cfg: Config, metadata: dict) -> ListSize:
     return ListSize(pct=pct, customers=top_k_count(n_scored, pct), origin=origin)
 
 
+def listed_rows(scores: pd.DataFrame, size: ListSize, rank_by: str) -> tuple[pd.DataFrame, ListSize]:
+    """The top rows of the ranked scores that make the at-risk list, and the list size as published.
+
+    Ranked by saved value, the list stops where the expected saved value stops being positive: a contact
+    expected to save nothing, or to make a customer likelier to leave, is not a retention action.
+    """
+    top = scores.iloc[: size.customers]
+    if rank_by != "saved_value":
+        return top, size
+    positive = top[top["expected_saved_value"] > 0]
+    if len(positive) == len(top):
+        return top, size
+    origin = f"{size.origin}; {len(top) - len(positive)} without a positive expected saved value left off"
+    return positive, ListSize(pct=size.pct, customers=len(positive), origin=origin)
+
+
 def at_risk_list(
     top: pd.DataFrame, reasons: pd.DataFrame, value: np.ndarray, cfg: ScoringConfig
 ) -> pd.DataFrame:
@@ -182,6 +222,8 @@ def at_risk_list(
             "risk_tier": tiers,
             "group": control_group(top["customer_id"], tiers, cfg.control_pct, cfg.control_seed),
             "expected_value_at_risk": probability * value,
+            "uplift": top["uplift"].to_numpy(),
+            "expected_saved_value": top["expected_saved_value"].to_numpy(),
         }
     )
     for col in reasons.columns:
@@ -240,24 +282,29 @@ def _score_and_publish(
         staleness = check_staleness(source, as_of, cfg.data.max_staleness_days)
     with steps.step("load model"):
         model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model, requested)
+        uplift_model = load_uplift_model(cfg) if cfg.scoring.rank_by == "saved_value" else None
         customers = customer_table(source, cfg.scoring.value_column)
     with steps.step("features"):
         features = scoring_features(cfg, source, as_of)
+    produced = [c for c in features.columns if c != "customer_id"]
     check_model_features(
-        model.feature_names,
-        [c for c in features.columns if c != "customer_id"],
-        cfg.features,
-        f"model {cfg.tracking.registered_model} v{version}",
+        model.feature_names, produced, cfg.features, f"model {cfg.tracking.registered_model} v{version}"
     )
+    if uplift_model is not None:
+        check_model_features(uplift_model[0].feature_names, produced, cfg.features,
+                             f"uplift model {uplift_model_name(cfg.tracking.registered_model)} v{uplift_model[1]}")  # fmt: skip
     with steps.step("drift check"):
         psi = feature_psi(model, features)
         drift = check_drift(psi, cfg.scoring.drift)
     with steps.step("predict"):
         probability = np.asarray(model.predict(None, features), dtype=np.float64)
-        scores = rank_scores(features["customer_id"], probability, as_of, version)
+        uplift, saved = (
+            (None, None) if uplift_model is None else saved_value(uplift_model[0], features, customers, cfg)
+        )
+        scores = rank_scores(features["customer_id"], probability, as_of, version, uplift, saved)
     size = list_size(len(scores), cfg, model.metadata)
     with steps.step("reasons"):
-        top = scores.iloc[: size.customers]
+        top, size = listed_rows(scores, size, cfg.scoring.rank_by)
         reasons = listed_reasons(model, features, top, cfg.scoring)
         value, value_origin = customer_value(customers, top["customer_id"], cfg)
         at_risk = at_risk_list(top, reasons, value, cfg.scoring)
@@ -271,6 +318,12 @@ def _score_and_publish(
         list_size=size,
         value=value_at_risk(at_risk, value_origin),
         checks=Checks(ValidationCheck(source.data_end_date), staleness, drift),
+        ranked_by=cfg.scoring.rank_by,
+        uplift_model=None
+        if uplift_model is None
+        else model_info(
+            uplift_model_name(cfg.tracking.registered_model), uplift_model[1], None, uplift_model[0].metadata
+        ),
     )
     final = score_dir(cfg.workdir, as_of)
     with steps.step("write outputs"):
@@ -356,6 +409,31 @@ def listed_reasons(
     listed = features.iloc[top.index.to_numpy()].reset_index(drop=True)
     contrib = model.contributions(listed, method=cfg.attribution)
     return reasons_and_actions(contrib, listed, cfg)
+
+
+def load_uplift_model(cfg: Config) -> tuple[UpliftModel, str]:
+    """The champion of `churn train-uplift` beside the churn model, and its version (scoring.rank_by: saved_value)."""
+    return load_model(
+        cfg.tracking_uri,
+        uplift_model_name(cfg.tracking.registered_model),
+        None,
+        kind=UpliftModel,
+        fix="run `churn train-uplift` first (it learns from campaigns with control groups), or set "
+        "scoring.rank_by: risk",
+    )
+
+
+def saved_value(
+    model: UpliftModel, features: pd.DataFrame, customers: pd.DataFrame, cfg: Config
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per scored customer: the uplift (churn a contact prevents) and the value it is expected to save.
+
+    uplift x value is the issue's P(churn) x (share of that risk a contact removes) x value: the uplift is
+    already the absolute fall in P(churn).
+    """
+    uplift = np.asarray(model.predict(None, features), dtype=np.float64)
+    value, _ = customer_value(customers, features["customer_id"], cfg)
+    return uplift, uplift * value
 
 
 def model_info(name: str, version: str, requested: str | None, metadata: dict) -> ModelInfo:

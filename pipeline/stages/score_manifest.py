@@ -146,6 +146,8 @@ class ScoringManifest:
     list_size: ListSize
     value: ValueAtRisk
     checks: Checks
+    ranked_by: str = "risk"  # scoring.rank_by: risk, or saved_value (uplift x value)
+    uplift_model: ModelInfo | None = None  # the uplift model that ranked the list by saved value
     files: dict[str, str] = field(default_factory=dict)  # published file name -> SHA-256
     timings_seconds: dict[str, float] = field(default_factory=dict)  # the steps before writing the outputs
 
@@ -163,6 +165,8 @@ class ScoringManifest:
             "list_size": dataclasses.asdict(self.list_size),
             "value": dataclasses.asdict(self.value),
             "checks": self.checks.to_dict(),
+            "ranked_by": self.ranked_by,
+            "uplift_model": None if self.uplift_model is None else dataclasses.asdict(self.uplift_model),
             "files": dict(self.files),
             "timings_seconds": dict(self.timings_seconds),
         }

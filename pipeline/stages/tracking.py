@@ -23,6 +23,7 @@ from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from churn_pipeline.core.artifacts import uplift_model_name
 from churn_pipeline.core.config import Config, public_config
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.models import plots
@@ -414,8 +415,6 @@ def log_uplift_run(
     the model registered as `<registered_model>-uplift` (alias champion when `promoted`). (version, run id)"""
     import matplotlib.pyplot as plt
 
-    from churn_pipeline.stages.uplift import uplift_model_name
-
     experiment = experiment_id(cfg)
     with start_run(experiment, "train-uplift") as run:
         mlflow.set_tags({"kind": "uplift", "promoted": str(promoted), "reason": reason,
@@ -434,7 +433,7 @@ def log_uplift_run(
         plt.close(fig)
         info = log_churn_model(model, ts.frame.head(100))
         client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
-        name = uplift_model_name(cfg)
+        name = uplift_model_name(cfg.tracking.registered_model)
         version = register(client, info.model_uri, name, run.info.run_id,
                            description="Uplift (T-learner on LightGBM) of churn-pipeline: churn prevented by a contact.")  # fmt: skip
         client.set_model_version_tag(name, version, "reason", reason)

@@ -25,11 +25,6 @@ TARGET_SHARES = (0.1, 0.2, 0.5)  # the shares of a campaign's targets the out-of
 MIN_TRAINING_CAMPAIGNS = 2
 
 
-def uplift_model_name(cfg: Config) -> str:
-    """The registry name of the uplift model beside the churn model."""
-    return f"{cfg.tracking.registered_model}-uplift"
-
-
 @dataclass(frozen=True)
 class UpliftTrainingSet:
     """One row per measured campaign target: features as of the campaign's list date, `treated`, `label`."""

@@ -109,9 +109,10 @@ def test_cli_prints_the_table_and_fails_clearly_without_a_campaigns_table(compan
 
 
 def test_train_uplift_judges_out_of_time_registers_and_loads_back(company, tmp_path):
+    from churn_pipeline.core.artifacts import uplift_model_name
     from churn_pipeline.models.registry import load_model
     from churn_pipeline.models.uplift import UpliftModel
-    from churn_pipeline.stages.uplift import run_uplift_training, uplift_model_name
+    from churn_pipeline.stages.uplift import run_uplift_training
 
     cfg = config(company, tmp_path / "work")
     result = run_uplift_training(cfg)
@@ -125,7 +126,9 @@ def test_train_uplift_judges_out_of_time_registers_and_loads_back(company, tmp_p
     run = MlflowClient(tracking_uri=cfg.tracking_uri).get_run(result.run_id)
     assert run.data.metrics["test_qini_uplift"] == pytest.approx(ev.by_uplift.coefficient())
     assert "test_saved_top20pct_by_risk" in run.data.metrics and run.data.tags["kind"] == "uplift"
-    loaded, version = load_model(cfg.tracking_uri, uplift_model_name(cfg), "1", kind=UpliftModel)
+    loaded, version = load_model(
+        cfg.tracking_uri, uplift_model_name(cfg.tracking.registered_model), "1", kind=UpliftModel
+    )
     rows = ts.frame.head(200)
     np.testing.assert_allclose(
         loaded.predict(None, rows), result.model.predict(None, rows), rtol=0, atol=1e-12
@@ -143,3 +146,50 @@ def test_train_uplift_needs_enough_measured_campaigns(company, tmp_path):
 
     with pytest.raises(ConfigError, match=r"campaign\(s\) measured so far .* needs at least 3"):
         run_uplift_training(config(company, tmp_path / "work", horizon=300))
+
+
+def test_scoring_ranked_by_saved_value_lists_who_a_contact_saves(company, tmp_path):
+    from churn_pipeline.core.artifacts import uplift_model_name
+    from churn_pipeline.core.config import ScoringConfig
+    from churn_pipeline.models.registry import load_model
+    from churn_pipeline.models.uplift import UpliftModel
+    from churn_pipeline.stages.score import run_scoring, scoring_features, validated_source
+    from churn_pipeline.stages.train import run_training
+    from churn_pipeline.stages.uplift import run_uplift_training
+
+    base = config(company, tmp_path / "work")
+    cfg = base.model_copy(
+        update={"scoring": ScoringConfig(rank_by="saved_value", list_size=20.0, value_column="monthly_fee")}
+    )
+    run_training(cfg)
+    uplift = run_uplift_training(cfg)
+    if not uplift.promoted:  # a small company's Qini may not beat random: promote it by hand, as a user may
+        MlflowClient(tracking_uri=cfg.tracking_uri).set_registered_model_alias(
+            uplift_model_name(cfg.tracking.registered_model), "champion", uplift.version
+        )
+    result = run_scoring(cfg)
+    listed, scores = result.at_risk, result.scores
+    assert len(listed) > 0 and (listed["expected_saved_value"] > 0).all()
+    assert listed["expected_saved_value"].is_monotonic_decreasing and listed["rank"].tolist() == list(
+        range(1, len(listed) + 1)
+    )
+    assert scores["expected_saved_value"].fillna(-np.inf).is_monotonic_decreasing
+    # the uplift published is the uplift champion's, and the saved value is uplift x 12 months of fee
+    model, version = load_model(
+        cfg.tracking_uri, uplift_model_name(cfg.tracking.registered_model), None, kind=UpliftModel
+    )
+    features = scoring_features(cfg, validated_source(cfg, result.as_of), result.as_of).set_index(
+        "customer_id"
+    )
+    expected = model.predict(None, features.loc[listed["customer_id"]].reset_index())
+    np.testing.assert_allclose(listed["uplift"], expected, rtol=0, atol=1e-12)
+    fee = pd.read_parquet(company / "data" / "customers.parquet").set_index("customer_id")["monthly_fee"]
+    np.testing.assert_allclose(
+        listed["expected_saved_value"], expected * 12 * fee.loc[listed["customer_id"]].to_numpy()
+    )
+    manifest = result.manifest.to_dict()
+    assert manifest["ranked_by"] == "saved_value" and manifest["uplift_model"]["version"] == version
+    # a list ranked by risk on the same data is another list: riskiest first, whatever a contact would do
+    by_risk = run_scoring(base.model_copy(update={"workdir": tmp_path / "work"}))
+    assert by_risk.at_risk["expected_saved_value"].isna().all() and by_risk.manifest.ranked_by == "risk"
+    assert by_risk.at_risk["churn_probability"].is_monotonic_decreasing

@@ -41,6 +41,8 @@ def make_at_risk(n: int, as_of: dt.date = AS_OF, seed: int = 0, version: str = "
             "risk_tier": np.where(np.arange(n) < n // 4, "critical", "elevated"),
             "group": np.where(np.arange(n) % 10 == 3, "control", "treatment"),
             "expected_value_at_risk": p * 600.0,
+            "uplift": np.linspace(0.2, 0.01, n),
+            "expected_saved_value": np.linspace(0.2, 0.01, n) * 600.0,
             "reason_1": ["3 complaints in the last 30 days, 1 still open"] * n,
             "reason_2": ["no activity for 21 days"] * n,
             "reason_3": [None] * n,
@@ -78,6 +80,23 @@ def test_csv_export_has_crm_layout_and_the_published_rows(tmp_path):
     assert rows[0]["reason_3"] == ""
     assert [r["group"] for r in rows] == frame["group"].tolist()  # the CRM sees whom to leave alone
     assert not list(path.parent.glob(".*tmp")), "no temp files left behind"
+    assert float(rows[1]["expected_saved_value"]) == pytest.approx(
+        frame["expected_saved_value"].iloc[1], abs=0.01
+    )
+
+
+def test_a_list_published_before_saved_value_ranking_exports_with_those_columns_empty(tmp_path):
+    cfg = Config(workdir=tmp_path / "work")
+    publish(cfg, make_at_risk(3).drop(columns=["uplift", "expected_saved_value"]))
+    run_export(cfg, AS_OF, "csv")
+    rows = list(
+        csv.DictReader(io.StringIO((tmp_path / "work" / "exports" / f"at_risk_{AS_OF}.csv").read_text()))
+    )
+    assert list(rows[0].keys()) == list(CRM_COLUMNS) and len(rows) == 3
+    assert {r["uplift"] for r in rows} == {""} == {r["expected_saved_value"] for r in rows}
+    publish(cfg, make_at_risk(3).drop(columns=["group"]))
+    with pytest.raises(ValueError, match=r"lacks columns \['group'\]"):
+        run_export(cfg, AS_OF, "csv")
 
 
 def test_jsonl_export_one_object_per_customer(tmp_path):

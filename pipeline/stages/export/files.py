@@ -21,13 +21,18 @@ from churn_pipeline.stages.export.target import Delivery, ExportContext, ExportT
 
 # Every column but the numbers: ids, date, tier, reasons, action, model version.
 TEXT_COLUMNS = tuple(
-    c for c in CRM_COLUMNS if c not in ("rank", "churn_probability", "expected_value_at_risk")
+    c
+    for c in CRM_COLUMNS
+    if c not in ("rank", "churn_probability", "expected_value_at_risk", "uplift", "expected_saved_value")
 )
+# Columns added after the first lists were published (empty unless ranked by saved value): a list scored
+# by an older version is exported with them empty.
+_LATER_COLUMNS = ("uplift", "expected_saved_value")
 
 
 def crm_frame(at_risk: pd.DataFrame) -> pd.DataFrame:
     """The at-risk list in the CRM layout: stable column order, ISO dates, rounded numbers, strings for text."""
-    missing = [c for c in CRM_COLUMNS if c not in at_risk.columns]
+    missing = [c for c in CRM_COLUMNS if c not in at_risk.columns and c not in _LATER_COLUMNS]
     if missing:
         raise ValueError(
             f"at-risk list lacks columns {missing}; expected {list(CRM_COLUMNS)} (a list published by an "
@@ -42,6 +47,12 @@ def crm_frame(at_risk: pd.DataFrame) -> pd.DataFrame:
             "risk_tier": at_risk["risk_tier"].astype(object),
             "group": at_risk["group"].astype(str),
             "expected_value_at_risk": at_risk["expected_value_at_risk"].astype("float64").round(2),
+            **{
+                c: at_risk[c].astype("float64").round(6 if c == "uplift" else 2)
+                if c in at_risk.columns
+                else pd.Series(float("nan"), index=at_risk.index)
+                for c in _LATER_COLUMNS
+            },
             "reason_1": at_risk["reason_1"].astype(object),
             "reason_2": at_risk["reason_2"].astype(object),
             "reason_3": at_risk["reason_3"].astype(object),

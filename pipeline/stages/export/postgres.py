@@ -30,6 +30,8 @@ _COLUMN_TYPES = {
     "risk_tier": "text",
     "group": "text NOT NULL DEFAULT 'treatment'",
     "expected_value_at_risk": "double precision",
+    "uplift": "double precision",
+    "expected_saved_value": "double precision",
     "reason_1": "text",
     "reason_2": "text",
     "reason_3": "text",
@@ -37,7 +39,7 @@ _COLUMN_TYPES = {
     "model_version": "text NOT NULL",
 }
 # Columns added after the first release: a table created by an older version gains them (with their default).
-_ADDED_COLUMNS = ("group",)
+_ADDED_COLUMNS = ("group", "uplift", "expected_saved_value")
 _COPY_CHUNK = 1 << 20
 
 
