@@ -437,7 +437,7 @@ def _campaigns(inputs: ReportInputs) -> tuple[dict | None, str]:
         )
     rows = [{"campaign": str(r.campaign_id), "as_of": str(r.as_of), "treated": f"{r.treated:,}", "control": f"{r.control:,}",
              "churn_treated": fmt(r.churn_rate_treated, "{:.1%}"), "churn_control": fmt(r.churn_rate_control, "{:.1%}"),
-             "uplift": fmt(100 * r.uplift, "{:+.1f}"), "saved": fmt(r.saved, "{:,.1f}"), "raw_saved": r.saved,
+             "uplift": fmt(100 * r.uplift, "{:+.1f}"), "saved": fmt(r.saved, "{:,.1f}"), "raw_saved": r.saved, "raw_treated": r.treated, "raw_control": r.control,
              "interval": f"{fmt(r.saved_low, '{:,.1f}')} to {fmt(r.saved_high, '{:,.1f}')}",
              "roi": fmt(r.roi, "{:+.0%}")} for r in totals.itertuples(index=False)]  # fmt: skip
     overall = report.overall
@@ -635,7 +635,7 @@ warnings: {{ drift.warnings | list | join(", ") }}{% endif %}.</p>
 ({{ campaigns.overall_interval }}).{% endif %}</p>
 <div class="row"><div class="chart">{{ campaigns.chart }}</div>
 <table id="campaigns-table"><tr><th>campaign</th><th>as of</th><th class="num">contacted</th><th class="num">held out</th><th class="num">churn contacted</th><th class="num">churn held out</th><th class="num">uplift (pp)</th><th class="num">saved</th><th class="num">interval</th><th class="num">ROI</th></tr>
-{% for r in campaigns.rows %}<tr data-campaign="{{ r.campaign }}" data-saved="{{ r.raw_saved }}"><td>{{ r.campaign }}</td><td>{{ r.as_of }}</td><td class="num">{{ r.treated }}</td><td class="num">{{ r.control }}</td><td class="num">{{ r.churn_treated }}</td><td class="num">{{ r.churn_control }}</td><td class="num">{{ r.uplift }}</td><td class="num">{{ r.saved }}</td><td class="num">{{ r.interval }}</td><td class="num">{{ r.roi }}</td></tr>
+{% for r in campaigns.rows %}<tr data-campaign="{{ r.campaign }}" data-treated="{{ r.raw_treated }}" data-control="{{ r.raw_control }}" data-saved="{{ r.raw_saved }}"><td>{{ r.campaign }}</td><td>{{ r.as_of }}</td><td class="num">{{ r.treated }}</td><td class="num">{{ r.control }}</td><td class="num">{{ r.churn_treated }}</td><td class="num">{{ r.churn_control }}</td><td class="num">{{ r.uplift }}</td><td class="num">{{ r.saved }}</td><td class="num">{{ r.interval }}</td><td class="num">{{ r.roi }}</td></tr>
 {% endfor %}</table></div>
 {% if campaigns.in_progress %}<p class="muted">Not measured yet (horizon not over in the data): {{ campaigns.in_progress }}</p>{% endif %}
 {% if campaigns.left %}<p class="muted">{{ fmt(campaigns.left) }} contacts left out: the customer had left before the contact.</p>{% endif %}
