@@ -547,7 +547,7 @@ v{{ m.model.version }} &middot; generated {{ inputs.generated_at.strftime("%Y-%m
 <div class="card"><div class="label">Customers scored</div><div class="value">{{ fmt(m.counts.active_scored) }}</div></div>
 <div class="card"><div class="label">At risk (listed)</div><div class="value" data-value="{{ m.counts.at_risk }}">{{ fmt(m.counts.at_risk) }}</div></div>
 <div class="card"><div class="label">List size</div><div class="value">{{ fmt(m.list_size.pct, "{:.2f}") }}%</div></div>
-<div class="card"><div class="label">Held out (control)</div><div class="value">{{ fmt(m.counts.control) }}</div></div>
+<div class="card"><div class="label">Held out (control)</div><div class="value">{{ fmt(m.counts.control | default(0)) }}</div></div>
 <div class="card"><div class="label">Expected value at risk</div><div class="value">{{ fmt(m.value.total_expected_value_at_risk) }}</div></div>
 <div class="card"><div class="label">Drift check</div><div class="value status-{{ m.checks.drift.status }}">{{ m.checks.drift.status }}</div></div>
 </div>
