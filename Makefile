@@ -10,7 +10,7 @@ AS_OF_OPT := $(if $(AS_OF),--as-of $(AS_OF),)
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo simulate validate features training-set train evaluate score export kpis campaign-report test test-slow test-all lint bench clean clean-bench
+.PHONY: help setup demo simulate validate features training-set train evaluate score export kpis campaign-report report test test-slow test-all lint bench clean clean-bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ kpis: setup ## Churn, retention, support, NPS and CLV KPIs per period and segmen
 
 campaign-report: setup ## Every retention campaign measured against its control group (saved customers, ROI)
 	$(BIN)/churn campaign-report --config $(CONFIG)
+
+report: setup ## One self-contained HTML report of the at-risk list of AS_OF (KPIs, tiers, reasons, model, drift, campaigns)
+	$(BIN)/churn report --config $(CONFIG) $(AS_OF_OPT)
 
 test: setup ## The test suite without the slow tests (end to end, Spark, fresh venv), on TEST_WORKERS processes (xdist)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"

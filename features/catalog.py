@@ -225,3 +225,46 @@ def describe(feature_name: str, value: Any) -> str:
         fields["v"] = f"{v:,.2f}" if pattern.kind == "money" else _number(shown)
         fields["s"] = "" if shown == 1 else "s"
     return pattern.text.format(**fields)
+
+
+# How each placeholder of a description reads in the text `describe` made of it (to read a reason back).
+_FIELD_REGEX = {
+    "v": r"-?[\d,]+(?:\.\d+)?",
+    "s": "s?",
+    "w": r"\d+",
+    "recent": r"\d+",
+    "before": r"\d+",
+    "change": r"(?:unchanged|(?:up|down) \d+(?:%| points?))",
+}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts, last = [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        parts += [re.escape(template[last : m.start()]), _FIELD_REGEX.get(m.group(1), ".+?")]
+        last = m.end()
+    parts.append(re.escape(template[last:]))
+    return re.compile("".join(parts))
+
+
+# Every text a pattern can produce (value, missing, off), in PATTERNS order: the first full match wins, as
+# `describe` matched the feature name in the same order.
+_REASON_TEXTS = tuple(
+    (_template_regex(t), p.family) for p in PATTERNS for t in (p.text, p.missing, p.off) if t is not None
+)
+
+
+@functools.lru_cache(maxsize=4096)  # an at-risk list repeats the same few hundred reason texts
+def family_of_reason(reason: str) -> str:
+    """The family (one of FAMILIES) of the feature a reason (`describe`'s words) was written from: the at-risk
+    list keeps the words, and the report groups them by family. Attributes ("plan: basic") and the generic
+    "<feature> unknown" are read back from the feature name they quote. Words that several features write
+    alike ("no activity recorded") belong to the first of them in PATTERNS."""
+    for rx, fam in _REASON_TEXTS:
+        if rx.fullmatch(reason):
+            return fam
+    name, sep, _ = reason.partition(": ")
+    if not sep and reason.endswith(" unknown"):
+        name = reason.removesuffix(" unknown")
+    return family(name.replace(" ", "_"))

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 from mlflow.models.signature import ModelSignature
@@ -303,15 +305,11 @@ def _not_found(e: MlflowException) -> bool:
     return e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
-def load_model(
-    tracking_uri: str,
-    name: str,
-    version: str | None = None,
-    kind: type = ChurnModel,
-    fix: str = "run `churn train` first",
-) -> tuple[ChurnModel, str]:
-    """The registered model `name` (version, or the `champion` alias when None) and its version; it must be a
-    `kind` (a ChurnModel, or an UpliftModel for `churn train-uplift`'s models)."""
+def _model_version(
+    tracking_uri: str, name: str, version: str | None, fix: str
+) -> tuple[MlflowClient, ModelVersion]:
+    """The registry entry of model `name` at `version` (the `champion` alias when None); ModelNotFoundError
+    naming the versions there are, and `fix`, when there is none."""
     db = sqlite_path(tracking_uri)
     if db is not None and not db.is_file():
         raise ModelNotFoundError(f"no MLflow store at {db} (tracking URI {redact(tracking_uri)}): {fix}")
@@ -350,6 +348,19 @@ def load_model(
             f"model '{name}' has no version {version!r}; available versions: {available() or 'none'} "
             f"({fix} to add one)"
         ) from None
+    return client, mv
+
+
+def load_model(
+    tracking_uri: str,
+    name: str,
+    version: str | None = None,
+    kind: type = ChurnModel,
+    fix: str = "run `churn train` first",
+) -> tuple[ChurnModel, str]:
+    """The registered model `name` (version, or the `champion` alias when None) and its version; it must be a
+    `kind` (a ChurnModel, or an UpliftModel for `churn train-uplift`'s models)."""
+    _, mv = _model_version(tracking_uri, name, version, fix)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
     model = pyfunc.unwrap_python_model()
     if not isinstance(model, kind):
@@ -358,3 +369,46 @@ def load_model(
             f"{fix}"
         )
     return model, str(mv.version)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A registered version's MLflow training run: its metrics, tags and a reader of its artifacts."""
+
+    name: str
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    tracking_uri: str
+
+    def artifact(self, path: str) -> bytes | None:
+        """The bytes of the run's artifact at `path` (e.g. `plots/calibration.png`), None when it was not logged."""
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=self.run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+            except (MlflowException, OSError):
+                return None
+            return Path(local).read_bytes() if Path(local).is_file() else None
+
+
+def model_run(
+    tracking_uri: str, name: str, version: str | None = None, fix: str = "run `churn train` first"
+) -> ModelRun:
+    """The run that logged version `version` of `name` (the champion when None), without loading the model."""
+    client, mv = _model_version(tracking_uri, name, version, fix)
+    if not mv.run_id:
+        raise ModelNotFoundError(f"model '{name}' version {mv.version} has no MLflow run: {fix}")
+    run = client.get_run(mv.run_id)
+    return ModelRun(
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        aliases=tuple(mv.aliases or ()),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+        tracking_uri=tracking_uri,
+    )

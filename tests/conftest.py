@@ -132,6 +132,8 @@ TRAINED_FILES = frozenset(
         "tests/pipeline/test_scoring.py",
         "tests/pipeline/test_hostile_cli.py",
         "tests/models/test_portable_model.py",
+        "tests/pipeline/test_report.py",
+        "tests/pipeline/test_report_browser.py",
     }
 )
 

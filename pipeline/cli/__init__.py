@@ -44,9 +44,9 @@ def _root(
     _common.setup_logging(verbose)
 
 
-from churn_pipeline.cli import campaigns, data, export, features, kpis, modelling, score, simulate  # noqa: E402  (each module owns its commands)
+from churn_pipeline.cli import campaigns, data, export, features, kpis, modelling, report, score, simulate  # noqa: E402  (each module owns its commands)
 
-for _module in (simulate, data, features, modelling, score, export, kpis, campaigns):
+for _module in (simulate, data, features, modelling, score, export, kpis, campaigns, report):
     app.add_typer(_module.app)
 
 

@@ -93,3 +93,12 @@ KPIS_CSV_FILE = "kpis.csv"
 def kpis_dir(workdir: Path) -> Path:
     """Where `churn kpis` writes its table."""
     return Path(workdir) / KPIS_DIR
+
+
+# `churn report`: one self-contained HTML page per scored as-of date.
+REPORTS_DIR = "reports"
+
+
+def report_path(workdir: Path, as_of: dt.date) -> Path:
+    """Where `churn report` writes the report of the list scored as of `as_of`."""
+    return Path(workdir) / REPORTS_DIR / f"report_{as_of.isoformat()}.html"

@@ -13,3 +13,5 @@ def configure_process() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # MLflow sets its log level when first imported: keep its INFO chatter out of the commands' output.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow draws a tqdm bar per artifact download (the report reads a run's plots): noise in a command's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

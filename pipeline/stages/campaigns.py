@@ -10,6 +10,7 @@ left before the contact) are counted apart, in both groups alike.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,17 @@ def labelled_contacts(source: Source, contacts: pd.DataFrame, cfg: Config) -> tu
 
 def run_campaign_report(cfg: Config) -> CampaignReport:
     """Measure every campaign whose horizon has elapsed, write the report, log it to MLflow."""
-    source = validated_source(cfg, None)
+    report = measured_campaigns(cfg, validated_source(cfg, None))
+    out = Path(cfg.workdir) / CAMPAIGNS_DIR
+    parquet, csv = out / f"{CAMPAIGN_REPORT_FILE}.parquet", out / f"{CAMPAIGN_REPORT_FILE}.csv"
+    atomic_write_parquet(report.effects, parquet)
+    atomic_write_text(report.effects.to_csv(index=False), csv)
+    return log_campaign_report(cfg, dataclasses.replace(report, paths=(parquet, csv)))
+
+
+def measured_campaigns(cfg: Config, source: Source) -> CampaignReport:
+    """Every campaign of `source` whose horizon has elapsed, measured against its control group (nothing
+    written; `paths` empty). ConfigError naming the table to add when the source has no campaigns."""
     if source.tables.campaigns is None:
         raise ConfigError(
             f"no campaigns table in {cfg.data.source_label}: add campaigns.parquet (or .csv) with customer_id, ts, "
@@ -96,17 +107,12 @@ def run_campaign_report(cfg: Config) -> CampaignReport:
         offer_cost=cfg.evaluation.offer_cost,
         confidence=CONFIDENCE,
     )
-    out = Path(cfg.workdir) / CAMPAIGNS_DIR
-    parquet, csv = out / f"{CAMPAIGN_REPORT_FILE}.parquet", out / f"{CAMPAIGN_REPORT_FILE}.csv"
-    atomic_write_parquet(effects, parquet)
-    atomic_write_text(effects.to_csv(index=False), csv)
-    report = CampaignReport(
+    return CampaignReport(
         data_end_date=source.data_end_date,
         horizon_days=horizon,
         confidence=CONFIDENCE,
         effects=effects,
         in_progress=in_progress,
         left_before_contact=left,
-        paths=(parquet, csv),
+        paths=(),
     )
-    return log_campaign_report(cfg, report)

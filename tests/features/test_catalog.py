@@ -10,7 +10,14 @@ import pytest
 from churn_pipeline.core.config import FeatureConfig
 from churn_pipeline.data.io import source_from_frames
 from churn_pipeline.features.build import feature_table
-from churn_pipeline.features.catalog import FAMILIES, concept, default_value, describe, family
+from churn_pipeline.features.catalog import (
+    FAMILIES,
+    concept,
+    default_value,
+    describe,
+    family,
+    family_of_reason,
+)
 from tests.features.synthetic import random_frames
 
 CFG = FeatureConfig(important_event_types=("login", "feature_use"), event_types=("login", "feature_use"))
@@ -135,3 +142,21 @@ def test_concept_of_every_produced_feature(feature_names: list[str]) -> None:
     concepts = {concept(n) for n in feature_names}
     assert "complaints" in concepts and "events_login" in concepts and "plan" in concepts
     assert not any(c.endswith(("_7d", "_30d", "_90d")) for c in concepts)
+
+
+def test_a_reason_is_read_back_to_the_family_of_the_feature_that_wrote_it(feature_names: list[str]) -> None:
+    """The report groups the at-risk list's reasons (words only) by family: every text a produced feature writes
+    reads back to its family; words several families write alike ("no activity recorded") to one of them."""
+    writers: dict[str, set[str]] = {}
+    for name in [*feature_names, "btyd_p_alive", "btyd_expected_events", "price_change_pct"]:
+        for value in (0, 1, 2.5, 37, -12.0, 1234.5, 0.3, 0.7, None, "basic"):
+            if isinstance(value, str) and family(name) != "attributes":
+                continue
+            writers.setdefault(describe(name, value), set()).add(family(name))
+    shared = {text for text, families in writers.items() if len(families) > 1}
+    assert shared == {"no activity recorded", "no successful payment recorded"}
+    for text, families in writers.items():
+        assert family_of_reason(text) in families, text
+    assert family_of_reason("plan: basic") == "attributes"
+    assert family_of_reason("3 complaints in the last 30 days") == "complaints"
+    assert family_of_reason("paid amount up 15% vs 90 days earlier") == "price"
