@@ -369,6 +369,10 @@ def _at_risk(inputs: ReportInputs) -> dict | None:
         ),
         "list_size": m.get("list_size", {}),
         "value": m.get("value", {}),
+        "uplift_model": m.get("uplift_model"),  # set when the list is ranked by saved value
+        "saved_value": float(at_risk["expected_saved_value"].sum())
+        if "expected_saved_value" in at_risk
+        else None,
     }
 
 
@@ -571,6 +575,9 @@ v{{ m.model.version }} &middot; generated {{ inputs.generated_at.strftime("%Y-%m
 {% if at_risk %}
 <p class="muted">{{ fmt(m.counts.at_risk) }} customers listed (top {{ fmt(at_risk.list_size.pct, "{:.2f}") }}% of
 {{ fmt(m.counts.active_scored) }} scored; size from {{ at_risk.list_size.origin }}); value from {{ at_risk.value.origin }}.</p>
+{% if at_risk.uplift_model %}<p class="muted" id="ranked-by">Ranked by expected saved value (uplift x value) with
+{{ at_risk.uplift_model.name }} v{{ at_risk.uplift_model.version }}: {{ fmt(at_risk.saved_value) }} expected to be saved by contacting the list.</p>
+{% else %}<p class="muted" id="ranked-by">Ranked by churn risk (scoring.rank_by: risk).</p>{% endif %}
 <div class="row">
 <div class="chart">{{ at_risk.tier_chart }}</div>
 <div class="chart">{{ at_risk.probability_chart }}</div>

@@ -189,6 +189,11 @@ def test_scoring_ranked_by_saved_value_lists_who_a_contact_saves(company, tmp_pa
     )
     manifest = result.manifest.to_dict()
     assert manifest["ranked_by"] == "saved_value" and manifest["uplift_model"]["version"] == version
+    from churn_pipeline.stages.report import run_report
+
+    page = run_report(cfg).path.read_text()  # the report says how the list was ranked, and what it saves
+    assert f"{uplift_model_name(cfg.tracking.registered_model)} v{version}" in page
+    assert f"{listed['expected_saved_value'].sum():,.0f} expected to be saved" in page
     # a list ranked by risk on the same data is another list: riskiest first, whatever a contact would do
     by_risk = run_scoring(base.model_copy(update={"workdir": tmp_path / "work"}))
     assert by_risk.at_risk["expected_saved_value"].isna().all() and by_risk.manifest.ranked_by == "risk"

@@ -61,6 +61,8 @@ def generated_list(n: int = 300, seed: int = 0) -> pd.DataFrame:
             "risk_tier": tier,
             "group": np.where(rng.random(n) < 0.1, CONTROL, TREATMENT),
             "expected_value_at_risk": probability * rng.uniform(100, 500, n),
+            "uplift": np.nan,
+            "expected_saved_value": np.nan,
             "reason_1": [describe(*REASON_FEATURES[i]) for i in which],
             "reason_2": [describe("tenure_days", int(d)) for d in rng.integers(10, 900, n)],
             "reason_3": None,
