@@ -7,7 +7,9 @@ that date's outputs, and the same inputs give byte-identical Parquet files (no w
 them; timings live in the manifest only).
 
 `run_scoring` reads the inputs, calls the pure steps below (ranking, list size, tiers, the at-risk list, the
-manifest) and the checks (`score_checks`), and publishes (`publish`).
+manifest) and the checks (`score_checks`), and publishes (`publish`). With `data.engine: spark` the features,
+the predictions, the ranking and the drift counts stay on Spark (`score_spark`); the list is built with the
+same steps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -35,6 +38,7 @@ from churn_pipeline.models.reasons import reasons_and_actions
 from churn_pipeline.models.registry import load_model
 from churn_pipeline.stages.publish import (
     STALE_PUBLISH_MARGIN_SECONDS,
+    ScoresWriter,
     publish_outputs,
     remove_stale_publish_dirs,
 )
@@ -48,9 +52,11 @@ from churn_pipeline.stages.score_manifest import (
     Checks,
     Counts,
     DataInfo,
+    DriftCheck,
     ListSize,
     ModelInfo,
     ScoringManifest,
+    StalenessCheck,
     ValidationCheck,
     ValueAtRisk,
 )
@@ -67,7 +73,7 @@ class ScoringResult:
     model_name: str
     model_version: str
     out_dir: Path
-    scores: pd.DataFrame
+    scores: pd.DataFrame | None  # None on Spark: the full table never comes to the driver (read out_dir)
     at_risk: pd.DataFrame
     manifest: ScoringManifest  # as written to manifest.json
     psi: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
@@ -192,15 +198,16 @@ def at_risk_list(
     return at_risk[list(AT_RISK_COLUMNS)]
 
 
-def run_counts(scores: pd.DataFrame, at_risk: pd.DataFrame) -> Counts:
-    """Customers scored and listed, listed per tier (largest tier first; "None" for those beyond every tier)."""
+def run_counts(n_scored: int, mean_probability: float, at_risk: pd.DataFrame) -> Counts:
+    """Customers scored (`n_scored`, their mean probability) and listed, listed per tier (largest tier first;
+    "None" for those beyond every tier)."""
     by_tier = at_risk["risk_tier"].value_counts(dropna=False)
     return Counts(
-        active_scored=len(scores),
+        active_scored=int(n_scored),
         at_risk=len(at_risk),
         by_tier={str(t): int(c) for t, c in by_tier.items()},
         control=int((at_risk["group"] == CONTROL).sum()),
-        mean_probability_scored=float(scores["churn_probability"].mean()),
+        mean_probability_scored=float(mean_probability),
     )
 
 
@@ -213,7 +220,7 @@ def value_at_risk(at_risk: pd.DataFrame, origin: str) -> ValueAtRisk:
 # ---------------------------------------------------------------------------------------------- the run
 
 
-_STEPS = ["open and validate data", "staleness check", "load model", "features", "drift check", "predict",
+STEPS = ["open and validate data", "staleness check", "load model", "features", "drift check", "predict",
           "reasons", "checks", "write outputs"]  # fmt: skip
 
 
@@ -222,7 +229,7 @@ def run_scoring(
 ) -> ScoringResult:
     """Score every customer active at `as_of` (default: the data's last date) and publish the outputs."""
     started = time.time()
-    steps = Steps(total=len(_STEPS), progress=progress, title="scoring")
+    steps = Steps(total=len(STEPS), progress=progress, title="scoring")
     try:
         return _score_and_publish(cfg, as_of, model_version, steps, started)
     finally:
@@ -240,7 +247,12 @@ def _score_and_publish(
         staleness = check_staleness(source, as_of, cfg.data.max_staleness_days)
     with steps.step("load model"):
         model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model, requested)
-        customers = customer_table(source, cfg.scoring.value_column)
+    run = RunContext(cfg, source, as_of, model, str(version), requested, staleness, steps, started)
+    if source.engine == "spark":
+        from churn_pipeline.stages.score_spark import score_on_spark  # pyspark is an optional extra
+
+        return score_on_spark(run)
+    customers = customer_table(source, cfg.scoring.value_column)
     with steps.step("features"):
         features = scoring_features(cfg, source, as_of)
     check_model_features(
@@ -263,30 +275,67 @@ def _score_and_publish(
         at_risk = at_risk_list(top, reasons, value, cfg.scoring)
     with steps.step("checks"):
         check_outputs(scores, at_risk, customers, as_of)
-    manifest = ScoringManifest(
-        as_of=as_of,
-        model=model_info(cfg.tracking.registered_model, version, requested, model.metadata),
-        data=DataInfo(cfg.data.source_label, source.fingerprint, source.data_end_date),
-        counts=run_counts(scores, at_risk),
-        list_size=size,
-        value=value_at_risk(at_risk, value_origin),
-        checks=Checks(ValidationCheck(source.data_end_date), staleness, drift),
-    )
-    final = score_dir(cfg.workdir, as_of)
-    with steps.step("write outputs"):
-        remove_stale_publish_dirs(final.parent, started - STALE_PUBLISH_MARGIN_SECONDS)
-        manifest = publish_outputs(final, scores, at_risk, manifest, steps.timings)
+    counts = run_counts(len(scores), scores["churn_probability"].mean(), at_risk)
+    manifest = run.manifest(counts, size, value_at_risk(at_risk, value_origin), drift)
+    return publish_run(run, scores, at_risk, manifest, psi)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a scoring run knows once its data and model are open: the engines' common inputs."""
+
+    cfg: Config
+    source: Source
+    as_of: dt.date
+    model: ChurnModel
+    version: str
+    requested: str | None
+    staleness: StalenessCheck
+    steps: Steps
+    started: float  # Unix time the run started (leftovers of killed runs are judged against it)
+
+    def manifest(
+        self, counts: Counts, size: ListSize, value: ValueAtRisk, drift: DriftCheck
+    ) -> ScoringManifest:
+        """The run's manifest before publishing (files and timings are added by `publish_outputs`)."""
+        src = self.source
+        return ScoringManifest(
+            as_of=self.as_of,
+            model=model_info(
+                self.cfg.tracking.registered_model, self.version, self.requested, self.model.metadata
+            ),
+            data=DataInfo(self.cfg.data.source_label, src.fingerprint, src.data_end_date),
+            counts=counts,
+            list_size=size,
+            value=value,
+            checks=Checks(ValidationCheck(src.data_end_date), self.staleness, drift),
+            engine=src.engine,
+        )
+
+
+def publish_run(
+    run: RunContext,
+    scores: pd.DataFrame | ScoresWriter,
+    at_risk: pd.DataFrame,
+    manifest: ScoringManifest,
+    psi: pd.Series,
+) -> ScoringResult:
+    """Publish the outputs into `<workdir>/scores/as_of=.../` (all or nothing) and describe the run."""
+    final = score_dir(run.cfg.workdir, run.as_of)
+    with run.steps.step("write outputs"):
+        remove_stale_publish_dirs(final.parent, run.started - STALE_PUBLISH_MARGIN_SECONDS)
+        manifest = publish_outputs(final, scores, at_risk, manifest, run.steps.timings)
     return ScoringResult(
-        as_of=as_of,
-        model_name=cfg.tracking.registered_model,
-        model_version=str(version),
+        as_of=run.as_of,
+        model_name=run.cfg.tracking.registered_model,
+        model_version=run.version,
         out_dir=final,
-        scores=scores,
+        scores=scores if isinstance(scores, pd.DataFrame) else None,
         at_risk=at_risk,
         manifest=manifest,
         psi=psi,
-        drift_warnings=dict(drift.warnings),
-        timings=dict(steps.timings),
+        drift_warnings=dict(manifest.checks.drift.warnings),
+        timings=dict(run.steps.timings),
     )
 
 
@@ -304,9 +353,12 @@ def validated_source(cfg: Config, as_of: dt.date | None) -> Source:
     )
 
 
-def customer_table(source: Source, value_column: str | None) -> pd.DataFrame:
-    """customer_id, signup_date, churn_date (and the value column) of every customer, for the output checks."""
+def customer_table(source: Source, value_column: str | None, only: pd.Series | None = None) -> pd.DataFrame:
+    """customer_id, signup_date, churn_date (and the value column) of every customer (or of the ids `only`),
+    for the output checks and the values."""
     customers = source.tables.customers
+    if only is not None:
+        customers = customers.semi_join(ibis.memtable({"customer_id": only.to_numpy()}), "customer_id")
     cols = ["customer_id", "signup_date", "churn_date"]
     if value_column is not None:
         if value_column not in customers.columns:

@@ -83,7 +83,7 @@ def test_at_risk_list_carries_the_scores_rank_date_and_version_with_tiers_values
     assert np.isnan(at_risk["expected_value_at_risk"].iloc[2])
     assert set(at_risk["as_of"]) == {AS_OF} and set(at_risk["model_version"]) == {"3"}
 
-    counts = run_counts(scores, at_risk)
+    counts = run_counts(len(scores), scores["churn_probability"].mean(), at_risk)
     assert (counts.active_scored, counts.at_risk) == (5, 3)
     assert counts.by_tier == {"critical": 1, "high": 1, "None": 1}
     assert counts.mean_probability_scored == pytest.approx(0.5)
