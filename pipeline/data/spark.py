@@ -50,6 +50,7 @@ def spark_session() -> SparkSession:
         .appName("churn-pipeline")
         .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
         .config("spark.sql.session.timeZone", "UTC")  # the data's time zone; ibis sets it again on connect
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # toPandas/createDataFrame via Arrow
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # it would draw over our own progress bars
         .getOrCreate()
