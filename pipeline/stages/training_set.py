@@ -423,6 +423,13 @@ def load_or_build_training_set(
         manifest = _manifest(cfg, source, fingerprint, counts, features, categorical)
         manifest.write(tmp / MANIFEST_FILE)
     log.info("wrote training set %s (%d rows, %d features)", path, manifest.rows, len(features))
+    if source.engine == "spark":
+        log.info(
+            "features and labels ran on Spark; only the training set (%d rows x %d columns, one snapshot at "
+            "a time) came to the driver",
+            manifest.rows,
+            len(features) + 3,
+        )
     return TrainingSet(None, manifest, path)
 
 
