@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from churn_pipeline.cli import app
 from churn_pipeline.core.artifacts import AT_RISK_FILE, MANIFEST_FILE, SCORES_FILE
 from churn_pipeline.core.config import Config
 from churn_pipeline.core.errors import DriftError
@@ -98,6 +100,12 @@ def test_spark_scoring_publishes_what_duckdb_scoring_publishes(
         k: v for k, v in theirs.items() if k not in _RUN_RECORDS
     }
     assert published["checks"]["drift"]["psi"], "the drift check ran on both engines"
+
+    # `churn export` reads a Spark run's outputs as it reads DuckDB's
+    exported = CliRunner().invoke(app, ["export", "--out", str(tmp_path / "spark"), "--to", "csv"])
+    assert exported.exit_code == 0, exported.output
+    (csv,) = (tmp_path / "spark" / "exports").rglob("*.csv")
+    assert pd.read_csv(csv)["customer_id"].tolist() == at_risk["customer_id"].tolist()
 
 
 def test_a_failing_check_on_spark_publishes_nothing(spark, champion: Config, tmp_path: Path) -> None:
