@@ -99,3 +99,25 @@ def test_a_failing_scores_writer_publishes_nothing_and_keeps_the_previous_run(tm
         publish_outputs(final, broken, frame, _manifest(), {})
     assert {p.name: p.read_bytes() for p in final.iterdir()} == before
     assert [p.name for p in final.parent.iterdir()] == [final.name]  # no temp folder left
+
+
+def test_scoring_imports_without_pyspark() -> None:
+    """pyspark is the optional `spark` extra: scoring and the CLI import without it, and asking for the spark
+    engine then says how to install it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['pyspark'] = None  # any `import pyspark...` now raises ImportError\n"
+        "import churn_pipeline.cli, churn_pipeline.stages.score, churn_pipeline.stages.score_spark\n"
+        "from churn_pipeline.data.spark import spark_session\n"
+        "from churn_pipeline.core.errors import ConfigError\n"
+        "try:\n"
+        "    spark_session()\n"
+        "except ConfigError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'churn-pipeline[spark]'" in done.stdout
