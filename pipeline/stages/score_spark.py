@@ -63,11 +63,12 @@ log = logging.getLogger(__name__)
 def score_on_spark(run: RunContext) -> ScoringResult:
     """Score every active customer of `run` on Spark and publish the outputs (all or nothing, as on DuckDB)."""
     cfg, model, steps = run.cfg, run.model, run.steps
-    with steps.step("features"):
-        features = spark_scoring_features(cfg, run.source, run.as_of)
     broadcast = spark_session().sparkContext.broadcast(model)  # shipped once to each executor
+    features = None
     try:
-        n = check_feature_frame(features, run.as_of)
+        with steps.step("features"):
+            features = spark_scoring_features(cfg, run.source, run.as_of)
+            n = check_feature_frame(features, run.as_of)  # the first action: computed and persisted here
         check_model_features(
             model.feature_names,
             [c for c in features.columns if c != "customer_id"],
@@ -96,7 +97,8 @@ def score_on_spark(run: RunContext) -> ScoringResult:
         manifest = run.manifest(counts, size, value_at_risk(at_risk, value_origin), drift)
         return publish_run(run, functools.partial(_write_parts, scores), at_risk, manifest, psi)
     finally:
-        features.unpersist()
+        if features is not None:
+            features.unpersist()
         broadcast.unpersist()
 
 
