@@ -58,24 +58,44 @@ def reference_profile(frame: pd.DataFrame, feature_names: list[str], categorical
 
 def population_stability(reference: dict, frame: pd.DataFrame) -> pd.Series:
     """PSI of every feature of `reference` between the reference and `frame` (Series indexed by feature)."""
+    return psi_from_bin_counts(reference, drift_bin_counts(reference, frame), len(frame))
+
+
+def drift_bin_counts(reference: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Rows of `frame` per drift bin of every feature of `reference`, in the profile's bin order.
+
+    Numeric: the decile bins (-inf, e1], ..., (ek, inf), then missing; categorical: each training category,
+    then `other` (unseen), then missing. Counts of disjoint parts of a frame add up to the counts of the
+    whole, so an engine can count per partition and sum (`stages.score_spark` does on Spark).
+    """
     profiles: dict[str, dict] = reference["features"]
     _require_columns(frame, list(profiles), "population_stability")
-    eps = float(reference.get("epsilon", EPSILON))
-    n = len(frame)
-    psi = {}
+    counts = {}
     for name, prof in profiles.items():
         if prof["kind"] == "categorical":
-            expected = np.array([*prof["fractions"], prof["other"], prof["missing"]], dtype=float)
             values = categorical_as_strings(frame[name])
             codes = pd.Categorical(values, categories=prof["categories"]).codes.astype(np.int64)
             k = len(prof["categories"])
             # code -1 is either missing or a category unseen in training
             codes = np.where(codes >= 0, codes, np.where(values.isna().to_numpy(), k + 1, k))
-            counts = np.bincount(codes, minlength=k + 2)
+            counts[name] = np.bincount(codes, minlength=k + 2)
+        else:
+            counts[name] = _numeric_bin_counts(
+                _numeric(frame[name], name), np.asarray(prof["edges"], dtype=float)
+            )
+    return counts
+
+
+def psi_from_bin_counts(reference: dict, counts: dict[str, np.ndarray], n: int) -> pd.Series:
+    """PSI per feature of `reference` from the `drift_bin_counts` of a frame of `n` rows."""
+    eps = float(reference.get("epsilon", EPSILON))
+    psi = {}
+    for name, prof in reference["features"].items():
+        if prof["kind"] == "categorical":
+            expected = np.array([*prof["fractions"], prof["other"], prof["missing"]], dtype=float)
         else:
             expected = np.array([*prof["fractions"], prof["missing"]], dtype=float)
-            counts = _numeric_bin_counts(_numeric(frame[name], name), np.asarray(prof["edges"], dtype=float))
-        actual = counts / n if n else np.zeros_like(expected)
+        actual = np.asarray(counts[name]) / n if n else np.zeros_like(expected)
         psi[name] = _psi(expected, actual, eps)
     return pd.Series(psi, name="psi", dtype=float)
 

@@ -44,6 +44,14 @@ DataOpt = Annotated[
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: the last date in the data).")
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Engine that reads the data and computes features: duckdb or spark (overrides data.engine).",
+        show_default=False,
+    ),
+]
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Working directory for outputs (overrides workdir).")
 ]
@@ -60,11 +68,17 @@ def parse_as_of(value: str | None) -> dt.date | None:
 
 
 def load(
-    config: Path | None, data: str | None = None, out: Path | None = None, *, writes_workdir: bool = True
+    config: Path | None,
+    data: str | None = None,
+    out: Path | None = None,
+    *,
+    engine: str | None = None,
+    writes_workdir: bool = True,
 ) -> Config:
-    """Load the config and apply the common overrides; a command that writes into the working directory
-    (every command taking `--out`) has it checked first, so a bad one fails before any work."""
-    cfg = load_config(config).with_overrides(data=data, out=out)
+    """Load the config and apply the common overrides (`--data`, `--out`, `--engine`); a command that writes
+    into the working directory (every command taking `--out`) has it checked first, so a bad one fails before
+    any work."""
+    cfg = load_config(config).with_overrides(data=data, out=out, engine=engine)
     if writes_workdir:
         check_output_dir(cfg.workdir, "--out" if out is not None else "workdir")
     return cfg

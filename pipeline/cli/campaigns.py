@@ -12,6 +12,7 @@ from rich.table import Table
 from churn_pipeline.cli._common import (
     ConfigOpt,
     DataOpt,
+    EngineOpt,
     OutOpt,
     console,
     load,
@@ -27,13 +28,15 @@ app = typer.Typer()
 
 
 @app.command("campaign-report")
-def campaign_report(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+def campaign_report(
+    config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, out: OutOpt = None
+) -> None:
     """Measure every retention campaign in the campaigns table: churn of the contacted against the control
     group within the label horizon, customers saved (with a 95% interval), contact conversion and ROI."""
     with reported_errors():
         from churn_pipeline.stages.campaigns import run_campaign_report
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         report = run_campaign_report(cfg)
     print_after_publish(f"the campaign report ({report.paths[0].parent})", _print_report, report)
 
@@ -87,13 +90,15 @@ def _print_report(report: CampaignReport) -> None:
 
 
 @app.command("train-uplift")
-def train_uplift(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+def train_uplift(
+    config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, out: OutOpt = None
+) -> None:
     """Learn from past campaigns how much a contact lowers each customer's churn (a T-learner on LightGBM),
     judge it out of time on the latest campaigns against ranking by risk, and register it."""
     with reported_errors():
         from churn_pipeline.stages.uplift import run_uplift_training
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         result = run_uplift_training(cfg)
     print_after_publish("the uplift model", _print_uplift, result)
 

@@ -9,7 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from churn_pipeline.cli._common import ConfigOpt, DataOpt, console, load, parse_as_of, reported_errors
+from churn_pipeline.cli._common import (
+    ConfigOpt,
+    DataOpt,
+    EngineOpt,
+    console,
+    load,
+    parse_as_of,
+    reported_errors,
+)
 from churn_pipeline.data.io import open_source, utc_today
 
 app = typer.Typer()
@@ -25,10 +33,12 @@ ValidateAsOfOpt = Annotated[
 
 
 @app.command("validate")
-def validate(config: ConfigOpt = None, data: DataOpt = None, as_of: ValidateAsOfOpt = None) -> None:
+def validate(
+    config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, as_of: ValidateAsOfOpt = None
+) -> None:
     """Check a data source against the input data contract and print a summary (row counts, date ranges)."""
     with reported_errors():
-        cfg = load(config, data, writes_workdir=False)
+        cfg = load(config, data, engine=engine, writes_workdir=False)
         io_log = logging.getLogger("churn_pipeline.data.io")
         level = io_log.level
         io_log.setLevel(

@@ -12,6 +12,7 @@ from churn_pipeline.cli._common import (
     AsOfOpt,
     ConfigOpt,
     DataOpt,
+    EngineOpt,
     OutOpt,
     console,
     load,
@@ -31,13 +32,17 @@ app = typer.Typer()
 
 @app.command("features")
 def features(
-    config: ConfigOpt = None, data: DataOpt = None, as_of: AsOfOpt = None, out: OutOpt = None
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    engine: EngineOpt = None,
+    as_of: AsOfOpt = None,
+    out: OutOpt = None,
 ) -> None:
     """Compute the point-in-time feature table of every active customer as of a date and write it as Parquet."""
     with reported_errors():
         from churn_pipeline.stages.training_set import write_feature_table
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         when = parse_as_of(as_of)
         result = write_feature_table(cfg, when)
     print_after_publish(f"the feature table ({result.path})", _print_features, result)
@@ -62,12 +67,14 @@ def _print_features(result: FeatureTableResult) -> None:
 
 
 @app.command("build-training-set")
-def build_training_set(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+def build_training_set(
+    config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, out: OutOpt = None
+) -> None:
     """Build (or reuse) the labelled rolling-snapshot training set and print rows and churn rate per snapshot."""
     with reported_errors():
         from churn_pipeline.stages.training_set import load_or_build_training_set
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         ts = load_or_build_training_set(cfg)
     print_after_publish(f"the training set ({ts.path})", _print_training_set, ts)
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from churn_pipeline.cli._common import (
     ConfigOpt,
     DataOpt,
+    EngineOpt,
     OutOpt,
     console,
     load,
@@ -46,13 +47,15 @@ _SHOWN = (
 
 
 @app.command("kpis")
-def kpis(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+def kpis(
+    config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, out: OutOpt = None
+) -> None:
     """Compute churn, retention, revenue churn, support, NPS and CLV KPIs per period and segment; write them as
     Parquet and CSV under the working directory and print the latest periods."""
     with reported_errors():
         from churn_pipeline.stages.kpis import write_kpis
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         result = write_kpis(cfg)
     print_after_publish(f"the KPIs ({result.parquet_path})", _print_kpis, result)
 

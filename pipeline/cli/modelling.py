@@ -11,6 +11,7 @@ from rich.table import Table
 from churn_pipeline.cli._common import (
     ConfigOpt,
     DataOpt,
+    EngineOpt,
     OutOpt,
     console,
     load,
@@ -88,7 +89,9 @@ def _ui_hint(tracking_uri: str) -> str:
 
 
 @app.command("train")
-def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
+def train(
+    config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, out: OutOpt = None
+) -> None:
     """Develop the candidate models (model.candidates) on an out-of-time split (or customer-grouped
     cross-validation for a single snapshot), register the best on validation after refitting it, log
     everything to MLflow and promote it to champion only if it beats the current one."""
@@ -96,7 +99,7 @@ def train(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) ->
         from churn_pipeline.simulator.oracle import oracle_for
         from churn_pipeline.stages.train import run_training
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         result = run_training(cfg, progress=True, oracle=oracle_for(cfg))
     print_after_publish(
         f"model {result.model_name} v{result.model_version} (registered)", _print_training, result, cfg
@@ -153,14 +156,18 @@ def _print_evaluation(ev: Evaluation, title: str, cfg: Config) -> None:
 
 @app.command("evaluate")
 def evaluate(
-    config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None, version: VersionOpt = None
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    engine: EngineOpt = None,
+    out: OutOpt = None,
+    version: VersionOpt = None,
 ) -> None:
     """Evaluate a registered model version (default: the champion) on the latest test snapshots."""
     with reported_errors():
         from churn_pipeline.simulator.oracle import oracle_for
         from churn_pipeline.stages.train import run_evaluation
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         result = run_evaluation(cfg, version, progress=True, oracle=oracle_for(cfg))
     print_after_publish(f"the evaluation run {result.run_id} (logged)", _print_evaluation_run, result, cfg)
 

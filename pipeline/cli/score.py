@@ -12,6 +12,7 @@ from churn_pipeline.cli._common import (
     AsOfOpt,
     ConfigOpt,
     DataOpt,
+    EngineOpt,
     OutOpt,
     console,
     load,
@@ -38,6 +39,7 @@ TopOpt = Annotated[int, typer.Option("--top", min=0, help="Rows of the at-risk l
 def score(
     config: ConfigOpt = None,
     data: DataOpt = None,
+    engine: EngineOpt = None,
     as_of: AsOfOpt = None,
     out: OutOpt = None,
     model_version: ModelVersionOpt = None,
@@ -49,7 +51,7 @@ def score(
         # (importing the stage after the CLI: +9.4/11.1/12.1 s min/median/max, 3 runs on a loaded 2-core box)
         from churn_pipeline.stages.score import run_scoring
 
-        cfg = load(config, data, out)
+        cfg = load(config, data, out, engine=engine)
         result = run_scoring(cfg, parse_as_of(as_of), model_version, progress=True)
     print_after_publish(
         f"the at-risk list and scores as of {result.as_of} ({result.out_dir})", _print_scoring, result, top

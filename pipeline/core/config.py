@@ -758,16 +758,25 @@ class Config(_Section):
     def export_dir(self) -> Path:
         return self.export.out_dir or self.workdir / "exports"
 
-    def with_overrides(self, *, data: Path | str | None = None, out: Path | None = None) -> Config:
+    def with_overrides(
+        self, *, data: Path | str | None = None, out: Path | None = None, engine: str | None = None
+    ) -> Config:
         """A copy with the common CLI overrides applied (`--data`: a path or a database URL, `--out` = working
-        directory)."""
+        directory, `--engine`: duckdb or spark), each validated as the config file's value would be."""
         update: dict = {}
+        data_update: dict = {}
         if data is not None:
             try:
-                source = DataConfig.model_validate({"source": data}).source
+                data_update["source"] = DataConfig.model_validate({"source": data}).source
             except ValidationError as e:
                 raise ConfigError(f"--data: {e.errors()[0]['msg']}") from None
-            update["data"] = self.data.model_copy(update={"source": source})
+        if engine is not None:
+            try:
+                data_update["engine"] = DataConfig.model_validate({"engine": engine}).engine
+            except ValidationError as e:
+                raise ConfigError(f"--engine {engine!r}: {e.errors()[0]['msg']}") from None
+        if data_update:
+            update["data"] = self.data.model_copy(update=data_update)
         if out is not None:
             update["workdir"] = out
         return self.model_copy(update=update) if update else self

@@ -572,6 +572,24 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def output_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a published output: a file's bytes, or for a folder of Parquet parts (Spark's output)
+    the bytes of its `*.parquet` files in name order, each preceded by its name (Spark's `_SUCCESS` and
+    `.crc` side files are bookkeeping, not data, and left out)."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    h = hashlib.sha256()
+    for part in sorted(
+        p for p in path.iterdir() if p.suffix == ".parquet" and not p.name.startswith((".", "_"))
+    ):
+        h.update(part.name.encode() + b"\0")
+        with part.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield a temp dir beside `final`; on success it replaces `final` whole, on error it is removed.

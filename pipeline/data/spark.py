@@ -10,6 +10,8 @@ next step of issue #13).
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.tables import SourceTables
 
 if TYPE_CHECKING:  # pyspark is the optional `spark` extra
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 LOCAL_MASTER = "local[2]"
 # Spark's default of 200 shuffle partitions is for clusters; locally most would be tasks of nothing (the
@@ -40,11 +42,15 @@ def spark_session() -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    # Local Python workers (pandas UDFs: scoring) must run this interpreter, which has the project and its
+    # dependencies; pyspark's default is whatever `python3` is on the PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
         SparkSession.builder.master(LOCAL_MASTER)
         .appName("churn-pipeline")
         .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
         .config("spark.sql.session.timeZone", "UTC")  # the data's time zone; ibis sets it again on connect
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # toPandas/createDataFrame via Arrow
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # it would draw over our own progress bars
         .getOrCreate()
@@ -54,6 +60,13 @@ def spark_session() -> SparkSession:
 def connect(session: SparkSession | None = None) -> Any:
     """An ibis PySpark backend over `session` (default: `spark_session()`); it sets the session time zone to UTC."""
     return ibis.pyspark.connect(session if session is not None else spark_session())
+
+
+def spark_frame(con: Any, expr: Any) -> DataFrame:
+    """The Spark DataFrame of an ibis expression on the PySpark backend `con`, unexecuted (ibis' own
+    `to_pyarrow`/`execute` would collect it to the driver)."""
+    con._run_pre_execute_hooks(expr)  # registers in-memory tables (ibis.memtable) the expression uses
+    return con._session.sql(con.compile(expr))
 
 
 def spark_tables(con: Any, typed: SourceTables, parquet: dict[str, Path | str] | None = None) -> SourceTables:

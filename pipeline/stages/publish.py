@@ -8,12 +8,19 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from churn_pipeline.core.artifacts import AT_RISK_FILE, MANIFEST_FILE, SCORES_FILE, WEBHOOK_LEDGER_FILE
-from churn_pipeline.data.io import atomic_directory, atomic_write_json, atomic_write_parquet, file_sha256
+from churn_pipeline.data.io import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_parquet,
+    file_sha256,
+    output_sha256,
+)
 from churn_pipeline.stages.score_manifest import ScoringManifest
 
 log = logging.getLogger(__name__)
@@ -57,22 +64,30 @@ def remove_stale_publish_dirs(scores_root: Path, older_than: float) -> list[str]
     return sorted(removed)
 
 
+# Writes the scores table at the path it is given (a Parquet file, or a folder of parts): how an engine that
+# keeps the scores out of the driver's memory (Spark) publishes them.
+ScoresWriter = Callable[[Path], None]
+
+
 def publish_outputs(
     final: Path,
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | ScoresWriter,
     at_risk: pd.DataFrame,
     manifest: ScoringManifest,
     timings: dict[str, float],
 ) -> ScoringManifest:
     """Write the scores, the at-risk list and the manifest into a temp dir that replaces `final` whole.
 
-    Returns the manifest as written: with the files' SHA-256 and the `timings` of the steps so far.
+    `scores` is the frame, or a `ScoresWriter` that writes `scores.parquet` (file or folder) itself. Returns
+    the manifest as written: with the outputs' SHA-256 (`output_sha256`) and the `timings` of the steps so far.
     """
     with atomic_directory(final) as tmp:
-        files = {}
-        for name, frame in ((SCORES_FILE, scores), (AT_RISK_FILE, at_risk)):
-            atomic_write_parquet(frame.reset_index(drop=True), tmp / name)
-            files[name] = file_sha256(tmp / name)
+        if isinstance(scores, pd.DataFrame):
+            atomic_write_parquet(scores.reset_index(drop=True), tmp / SCORES_FILE)
+        else:
+            scores(tmp / SCORES_FILE)
+        atomic_write_parquet(at_risk.reset_index(drop=True), tmp / AT_RISK_FILE)
+        files = {name: output_sha256(tmp / name) for name in (SCORES_FILE, AT_RISK_FILE)}
         old_at_risk = final / AT_RISK_FILE
         if old_at_risk.is_file() and file_sha256(old_at_risk) == files[AT_RISK_FILE]:
             # Same list as before: its export ledgers still describe it, keep them so re-exports skip delivered rows.

@@ -7,7 +7,9 @@ that date's outputs, and the same inputs give byte-identical Parquet files (no w
 them; timings live in the manifest only).
 
 `run_scoring` reads the inputs, calls the pure steps below (ranking, list size, tiers, the at-risk list, the
-manifest) and the checks (`score_checks`), and publishes (`publish`).
+manifest) and the checks (`score_checks`), and publishes (`publish`). With `data.engine: spark` the features,
+the predictions, the ranking and the drift counts stay on Spark (`score_spark`); the list is built with the
+same steps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -43,6 +46,7 @@ from churn_pipeline.models.registry import load_model
 from churn_pipeline.models.uplift import UpliftModel
 from churn_pipeline.stages.publish import (
     STALE_PUBLISH_MARGIN_SECONDS,
+    ScoresWriter,
     publish_outputs,
     remove_stale_publish_dirs,
 )
@@ -56,9 +60,11 @@ from churn_pipeline.stages.score_manifest import (
     Checks,
     Counts,
     DataInfo,
+    DriftCheck,
     ListSize,
     ModelInfo,
     ScoringManifest,
+    StalenessCheck,
     ValidationCheck,
     ValueAtRisk,
 )
@@ -75,7 +81,7 @@ class ScoringResult:
     model_name: str
     model_version: str
     out_dir: Path
-    scores: pd.DataFrame
+    scores: pd.DataFrame | None  # None on Spark: the full table never comes to the driver (read out_dir)
     at_risk: pd.DataFrame
     manifest: ScoringManifest  # as written to manifest.json
     psi: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
@@ -234,15 +240,16 @@ def at_risk_list(
     return at_risk[list(AT_RISK_COLUMNS)]
 
 
-def run_counts(scores: pd.DataFrame, at_risk: pd.DataFrame) -> Counts:
-    """Customers scored and listed, listed per tier (largest tier first; "None" for those beyond every tier)."""
+def run_counts(n_scored: int, mean_probability: float, at_risk: pd.DataFrame) -> Counts:
+    """Customers scored (`n_scored`, their mean probability) and listed, listed per tier (largest tier first;
+    "None" for those beyond every tier)."""
     by_tier = at_risk["risk_tier"].value_counts(dropna=False)
     return Counts(
-        active_scored=len(scores),
+        active_scored=int(n_scored),
         at_risk=len(at_risk),
         by_tier={str(t): int(c) for t, c in by_tier.items()},
         control=int((at_risk["group"] == CONTROL).sum()),
-        mean_probability_scored=float(scores["churn_probability"].mean()),
+        mean_probability_scored=float(mean_probability),
     )
 
 
@@ -255,7 +262,7 @@ def value_at_risk(at_risk: pd.DataFrame, origin: str) -> ValueAtRisk:
 # ---------------------------------------------------------------------------------------------- the run
 
 
-_STEPS = ["open and validate data", "staleness check", "load model", "features", "drift check", "predict",
+STEPS = ["open and validate data", "staleness check", "load model", "features", "drift check", "predict",
           "reasons", "checks", "write outputs"]  # fmt: skip
 
 
@@ -264,7 +271,7 @@ def run_scoring(
 ) -> ScoringResult:
     """Score every customer active at `as_of` (default: the data's last date) and publish the outputs."""
     started = time.time()
-    steps = Steps(total=len(_STEPS), progress=progress, title="scoring")
+    steps = Steps(total=len(STEPS), progress=progress, title="scoring")
     try:
         return _score_and_publish(cfg, as_of, model_version, steps, started)
     finally:
@@ -275,6 +282,11 @@ def _score_and_publish(
     cfg: Config, as_of: dt.date | None, model_version: str | None, steps: Steps, started: float
 ) -> ScoringResult:
     requested = model_version or cfg.scoring.model_version
+    if cfg.data.engine == "spark" and cfg.scoring.rank_by == "saved_value":
+        raise ConfigError(
+            "scoring.rank_by: saved_value runs on the DuckDB engine only so far: score with --engine duckdb, "
+            "or rank by risk on Spark (scoring.rank_by: risk)"
+        )
     with steps.step("open and validate data"):
         source = validated_source(cfg, as_of)
     as_of = as_of or source.data_end_date
@@ -283,7 +295,14 @@ def _score_and_publish(
     with steps.step("load model"):
         model, version = load_model(cfg.tracking_uri, cfg.tracking.registered_model, requested)
         uplift_model = load_uplift_model(cfg) if cfg.scoring.rank_by == "saved_value" else None
-        customers = customer_table(source, cfg.scoring.value_column)
+    run = RunContext(
+        cfg, source, as_of, model, str(version), requested, staleness, steps, started, uplift_model
+    )
+    if source.engine == "spark":
+        from churn_pipeline.stages.score_spark import score_on_spark  # pyspark is an optional extra
+
+        return score_on_spark(run)
+    customers = customer_table(source, cfg.scoring.value_column)
     with steps.step("features"):
         features = scoring_features(cfg, source, as_of)
     produced = [c for c in features.columns if c != "customer_id"]
@@ -310,36 +329,79 @@ def _score_and_publish(
         at_risk = at_risk_list(top, reasons, value, cfg.scoring)
     with steps.step("checks"):
         check_outputs(scores, at_risk, customers, as_of)
-    manifest = ScoringManifest(
-        as_of=as_of,
-        model=model_info(cfg.tracking.registered_model, version, requested, model.metadata),
-        data=DataInfo(cfg.data.source_label, source.fingerprint, source.data_end_date),
-        counts=run_counts(scores, at_risk),
-        list_size=size,
-        value=value_at_risk(at_risk, value_origin),
-        checks=Checks(ValidationCheck(source.data_end_date), staleness, drift),
-        ranked_by=cfg.scoring.rank_by,
-        uplift_model=None
-        if uplift_model is None
-        else model_info(
-            uplift_model_name(cfg.tracking.registered_model), uplift_model[1], None, uplift_model[0].metadata
-        ),
+    counts = run_counts(len(scores), scores["churn_probability"].mean(), at_risk)
+    manifest = run.manifest(counts, size, value_at_risk(at_risk, value_origin), drift)
+    return publish_run(run, scores, at_risk, manifest, psi)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a scoring run knows once its data and model are open: the engines' common inputs."""
+
+    cfg: Config
+    source: Source
+    as_of: dt.date
+    model: ChurnModel
+    version: str
+    requested: str | None
+    staleness: StalenessCheck
+    steps: Steps
+    started: float  # Unix time the run started (leftovers of killed runs are judged against it)
+    uplift: tuple[UpliftModel, str] | None = (
+        None  # the uplift model and version (scoring.rank_by: saved_value)
     )
-    final = score_dir(cfg.workdir, as_of)
-    with steps.step("write outputs"):
-        remove_stale_publish_dirs(final.parent, started - STALE_PUBLISH_MARGIN_SECONDS)
-        manifest = publish_outputs(final, scores, at_risk, manifest, steps.timings)
+
+    def manifest(
+        self, counts: Counts, size: ListSize, value: ValueAtRisk, drift: DriftCheck
+    ) -> ScoringManifest:
+        """The run's manifest before publishing (files and timings are added by `publish_outputs`)."""
+        src = self.source
+        return ScoringManifest(
+            as_of=self.as_of,
+            model=model_info(
+                self.cfg.tracking.registered_model, self.version, self.requested, self.model.metadata
+            ),
+            data=DataInfo(self.cfg.data.source_label, src.fingerprint, src.data_end_date),
+            counts=counts,
+            list_size=size,
+            value=value,
+            checks=Checks(ValidationCheck(src.data_end_date), self.staleness, drift),
+            ranked_by=self.cfg.scoring.rank_by,
+            uplift_model=None
+            if self.uplift is None
+            else model_info(
+                uplift_model_name(self.cfg.tracking.registered_model),
+                self.uplift[1],
+                None,
+                self.uplift[0].metadata,
+            ),
+            engine=src.engine,
+        )
+
+
+def publish_run(
+    run: RunContext,
+    scores: pd.DataFrame | ScoresWriter,
+    at_risk: pd.DataFrame,
+    manifest: ScoringManifest,
+    psi: pd.Series,
+) -> ScoringResult:
+    """Publish the outputs into `<workdir>/scores/as_of=.../` (all or nothing) and describe the run."""
+    final = score_dir(run.cfg.workdir, run.as_of)
+    with run.steps.step("write outputs"):
+        remove_stale_publish_dirs(final.parent, run.started - STALE_PUBLISH_MARGIN_SECONDS)
+        manifest = publish_outputs(final, scores, at_risk, manifest, run.steps.timings)
     return ScoringResult(
-        as_of=as_of,
-        model_name=cfg.tracking.registered_model,
-        model_version=str(version),
+        as_of=run.as_of,
+        model_name=run.cfg.tracking.registered_model,
+        model_version=run.version,
         out_dir=final,
-        scores=scores,
+        scores=scores if isinstance(scores, pd.DataFrame) else None,
         at_risk=at_risk,
         manifest=manifest,
         psi=psi,
-        drift_warnings=dict(drift.warnings),
-        timings=dict(steps.timings),
+        drift_warnings=dict(manifest.checks.drift.warnings),
+        timings=dict(run.steps.timings),
     )
 
 
@@ -357,9 +419,12 @@ def validated_source(cfg: Config, as_of: dt.date | None) -> Source:
     )
 
 
-def customer_table(source: Source, value_column: str | None) -> pd.DataFrame:
-    """customer_id, signup_date, churn_date (and the value column) of every customer, for the output checks."""
+def customer_table(source: Source, value_column: str | None, only: pd.Series | None = None) -> pd.DataFrame:
+    """customer_id, signup_date, churn_date (and the value column) of every customer (or of the ids `only`),
+    for the output checks and the values."""
     customers = source.tables.customers
+    if only is not None:
+        customers = customers.semi_join(ibis.memtable({"customer_id": only.to_numpy()}), "customer_id")
     cols = ["customer_id", "signup_date", "churn_date"]
     if value_column is not None:
         if value_column not in customers.columns:

@@ -148,13 +148,17 @@ class ScoringManifest:
     checks: Checks
     ranked_by: str = "risk"  # scoring.rank_by: risk, or saved_value (uplift x value)
     uplift_model: ModelInfo | None = None  # the uplift model that ranked the list by saved value
-    files: dict[str, str] = field(default_factory=dict)  # published file name -> SHA-256
+    engine: str = (
+        "duckdb"  # data.engine of the run: duckdb, or spark (scores.parquet is then a folder of parts)
+    )
+    files: dict[str, str] = field(default_factory=dict)  # published output name -> SHA-256 (`output_sha256`)
     timings_seconds: dict[str, float] = field(default_factory=dict)  # the steps before writing the outputs
 
     def to_dict(self) -> dict[str, Any]:
         """The `manifest.json` layout (JSON types only: dates as ISO strings)."""
         return {
             "as_of": self.as_of.isoformat(),
+            "engine": self.engine,
             "model": dataclasses.asdict(self.model),
             "data": {
                 "source": self.data.source,

@@ -311,7 +311,8 @@ def compute_features(cfg: Config, as_of: dt.date | None = None, source: Source |
     return _as_categories(frame, categorical_features(expr))
 
 
-def _btyd_on(source: Source, cfg: Config) -> bool:
+def btyd_on(source: Source, cfg: Config) -> bool:
+    """Whether feature frames of `source` get the BG/NBD columns (`features.btyd`, frequency on, events)."""
     return cfg.features.btyd and cfg.features.frequency is not False and source.tables.events is not None
 
 
@@ -322,7 +323,7 @@ def _with_btyd(frame: pd.DataFrame, source: Source, cfg: Config) -> pd.DataFrame
     the one place that executes feature tables for training snapshots and scoring alike; `frame` must hold
     every customer active at the as-of date, so both fit the same population.
     """
-    if not _btyd_on(source, cfg):
+    if not btyd_on(source, cfg):
         return frame
     return add_btyd_columns(frame, cfg.label.horizon_days, cfg.features.btyd_max_fit_customers)
 
@@ -378,7 +379,7 @@ def _load_cached(path: Path, fingerprint: str) -> TrainingSet | None:
 def _snapshot_frame(source: Source, cfg: Config, as_of: dt.date) -> pd.DataFrame:
     features = feature_table(source.tables, as_of, cfg.features)
     labels = churn_labels(source.tables, as_of, cfg.label)
-    if not _btyd_on(source, cfg):
+    if not btyd_on(source, cfg):
         expr = features.inner_join(labels, "customer_id")
         frame = in_customer_order(_execute_checked(expr, as_of, "training snapshot"))
         frame.insert(1, "snapshot_date", pd.Timestamp(as_of))
@@ -422,6 +423,13 @@ def load_or_build_training_set(
         manifest = _manifest(cfg, source, fingerprint, counts, features, categorical)
         manifest.write(tmp / MANIFEST_FILE)
     log.info("wrote training set %s (%d rows, %d features)", path, manifest.rows, len(features))
+    if source.engine == "spark":
+        log.info(
+            "features and labels ran on Spark; only the training set (%d rows x %d columns, one snapshot at "
+            "a time) came to the driver",
+            manifest.rows,
+            len(features) + 3,
+        )
     return TrainingSet(None, manifest, path)
 
 

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from churn_pipeline.core.errors import DataValidationError
-from churn_pipeline.models.drift import population_stability, reference_profile
+from churn_pipeline.models.drift import (
+    drift_bin_counts,
+    population_stability,
+    psi_from_bin_counts,
+    reference_profile,
+)
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
 
 
@@ -68,3 +73,23 @@ def test_psi_accepts_strings_for_categoricals_and_needs_every_feature(frames):
     assert (population_stability(ref, as_text) == 0).all()
     with pytest.raises(DataValidationError, match="logins_30d"):
         population_stability(ref, a.drop(columns=["logins_30d"]))
+
+
+def test_bin_counts_of_parts_add_up_to_the_psi_of_the_whole(frames):
+    """What an engine counting per partition relies on: the counts of disjoint parts sum to the whole's."""
+    ref = reference_profile(frames[0], FEATURES, CATEGORICAL)
+    shifted = frames[1].assign(
+        logins_30d=frames[1]["logins_30d"] * 3, region=frames[1]["region"].astype(object)
+    )
+    shifted.loc[::7, "region"] = "atlantis"  # a category never seen in training
+    whole = drift_bin_counts(ref, shifted)
+    parts = [drift_bin_counts(ref, shifted.iloc[i::3]) for i in range(3)]
+    for name in FEATURES:
+        assert whole[name].sum() == len(shifted), name
+        np.testing.assert_array_equal(sum(p[name] for p in parts), whole[name])
+    k = len(ref["features"]["region"]["categories"])
+    assert whole["region"][k] == len(shifted.iloc[::7])  # the `other` bin
+    summed = {name: sum(p[name] for p in parts) for name in FEATURES}
+    psi = psi_from_bin_counts(ref, summed, len(shifted))
+    pd.testing.assert_series_equal(psi, population_stability(ref, shifted))
+    assert psi["logins_30d"] > 0.25 and psi["region"] > 0.1

@@ -75,3 +75,13 @@ def test_validate_with_a_malformed_as_of_exits_2(tmp_path):
     result = runner.invoke(app, ["validate", "--data", str(tmp_path), "--as-of", "2024-13-01"])
     assert result.exit_code == 2
     assert "--as-of '2024-13-01' is not a date" in result.output
+
+
+def test_every_command_that_reads_data_takes_engine_and_rejects_an_unknown_one(tmp_path):
+    customers().to_parquet(tmp_path / "customers.parquet", index=False)
+    commands = ["validate", "features", "build-training-set", "train", "evaluate", "score", "kpis"]
+    commands += ["campaign-report", "train-uplift"]
+    for command in commands:
+        result = runner.invoke(app, [command, "--data", str(tmp_path), "--engine", "polars"])
+        assert result.exit_code == 2, (command, result.output)
+        assert "--engine 'polars'" in result.output and "'duckdb' or 'spark'" in result.output, command

@@ -89,3 +89,13 @@ def test_overrides_and_tracking_uri(tmp_path):
     assert cfg.data.source == tmp_path / "d"
     assert cfg.tracking_uri == f"sqlite:///{(tmp_path / 'w' / 'mlflow.db').resolve()}"
     assert cfg.export_dir == tmp_path / "w" / "exports"
+
+
+def test_engine_override_is_validated_and_keeps_the_rest(tmp_path):
+    base = Config().with_overrides(data=tmp_path / "d")
+    on_spark = base.with_overrides(engine="spark")
+    assert (on_spark.data.engine, base.data.engine) == ("spark", "duckdb")
+    assert on_spark.data.source == tmp_path / "d"
+    assert on_spark.with_overrides(data=tmp_path / "e", engine="duckdb").data.engine == "duckdb"
+    with pytest.raises(ConfigError, match="--engine 'sparky'"):
+        base.with_overrides(engine="sparky")

@@ -83,7 +83,7 @@ def test_at_risk_list_carries_the_scores_rank_date_and_version_with_tiers_values
     assert np.isnan(at_risk["expected_value_at_risk"].iloc[2])
     assert set(at_risk["as_of"]) == {AS_OF} and set(at_risk["model_version"]) == {"3"}
 
-    counts = run_counts(scores, at_risk)
+    counts = run_counts(len(scores), scores["churn_probability"].mean(), at_risk)
     assert (counts.active_scored, counts.at_risk) == (5, 3)
     assert counts.by_tier == {"critical": 1, "high": 1, "None": 1}
     assert counts.mean_probability_scored == pytest.approx(0.5)
@@ -505,3 +505,12 @@ def test_inactivity_models_score_only_customers_with_recent_activity(company, tm
         "the company must have active customers without recent events for this test to bite"
     )
     assert set(result.at_risk["customer_id"]) <= scored
+
+
+def test_ranking_by_saved_value_on_spark_is_refused_before_anything_runs(tmp_path):
+    from churn_pipeline.core.config import Config
+
+    cfg = Config(workdir=tmp_path / "work", data={"engine": "spark"}, scoring={"rank_by": "saved_value"})
+    with pytest.raises(ConfigError, match=r"saved_value runs on the DuckDB engine only .* --engine duckdb"):
+        run_scoring(cfg)
+    assert not (tmp_path / "work").exists()
