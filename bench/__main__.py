@@ -11,7 +11,7 @@ from rich.console import Console
 
 from churn_pipeline.core.runtime import configure_process
 
-ORDER = ("simulate", "features", "score", "train", "quality", "uplift")
+ORDER = ("simulate", "features", "score", "spark", "train", "quality", "uplift")
 
 
 def main(argv: list[str]) -> int:

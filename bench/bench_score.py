@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import shutil
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -27,11 +28,12 @@ TARGET_PEAK_GB = 4.0
 WORKDIR = OUT / "score-work"
 
 
-def _train(console: Console) -> Config:
+def train_champion(console: Console, workdir: Path = WORKDIR) -> Config:
+    """Train and register the benchmark model in `workdir`'s registry (on TRAIN_CUSTOMERS; not timed)."""
     from churn_pipeline.stages.train import run_training
 
     data, truth = ensure_company(TRAIN_CUSTOMERS, MONTHS)
-    cfg = benchmark_config(WORKDIR, data, truth, snapshots=6)
+    cfg = benchmark_config(workdir, data, truth, snapshots=6)
     console.print(f"training the benchmark model on {TRAIN_CUSTOMERS:,} customers (not timed)...")
     started = time.perf_counter()
     result = run_training(cfg, progress=True)
@@ -72,7 +74,7 @@ def main() -> None:
     console = Console()
     # A fresh registry every run: an older champion must not win the gate and be what gets timed.
     shutil.rmtree(WORKDIR, ignore_errors=True)
-    train_cfg = _train(console)
+    train_cfg = train_champion(console)
     data, _ = ensure_company(SCORED_CUSTOMERS, MONTHS)
     cfg = train_cfg.model_copy(
         update={"data": train_cfg.data.model_copy(update={"source": data, "oracle": None})}

@@ -31,7 +31,8 @@ LOCAL_SHUFFLE_PARTITIONS = 2  # one per local core
 
 
 def spark_session() -> SparkSession:
-    """The active SparkSession (spark-submit, Databricks, a notebook), else a local one (`LOCAL_MASTER`)."""
+    """The active SparkSession (Databricks, a notebook), else the one spark-submit configured (its master and
+    settings), else a local one (`LOCAL_MASTER`); every one in UTC with Arrow transfers."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:
@@ -42,17 +43,23 @@ def spark_session() -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    builder = (
+        SparkSession.builder.appName("churn-pipeline")
+        .config("spark.sql.session.timeZone", "UTC")  # the data's time zone; ibis sets it again on connect
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # toPandas/createDataFrame via Arrow
+        .config("spark.ui.showConsoleProgress", "false")  # it would draw over our own progress bars
+    )
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Started by spark-submit (or the pyspark shell): its --master and --conf are the user's cluster
+        # settings, which the local defaults below would override.
+        return builder.getOrCreate()
     # Local Python workers (pandas UDFs: scoring) must run this interpreter, which has the project and its
     # dependencies; pyspark's default is whatever `python3` is on the PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
-        SparkSession.builder.master(LOCAL_MASTER)
-        .appName("churn-pipeline")
+        builder.master(LOCAL_MASTER)
         .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
-        .config("spark.sql.session.timeZone", "UTC")  # the data's time zone; ibis sets it again on connect
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # toPandas/createDataFrame via Arrow
         .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")  # it would draw over our own progress bars
         .getOrCreate()
     )
 
