@@ -4,9 +4,10 @@ Times two commands end to end as a user runs them, each in a fresh `churn` proce
 `churn features --as-of <data end>` (open + DuckDB contract checks, the feature table, BG/NBD columns, the
 Parquet file written) and `churn score` (everything `bench score` times, with the same champion for both
 engines: trained first on the 50k-customer company, not timed). The Spark figures include starting the JVM
-and the session (`local[2]`, the engine's own local defaults). Peak RSS is that of the whole process tree,
-sampled every 0.2 s (the Spark driver JVM is a child of the Python process, its Python workers children of
-the JVM; a sum of RSS counts pages the processes share once per process). Runs alternate between the
+and the session (`local[2]`, the engine's own local defaults, with a 4 GB driver heap: Spark's default 1 GB
+runs out at this size). Peak RSS is that of the whole process tree, sampled every 0.2 s (the Spark driver JVM
+is a child of the Python process, its Python workers children of the JVM; a sum of RSS counts pages the
+processes share once per process). Runs alternate between the
 engines; min / median / max over `BENCH_SPARK_RUNS` runs (default 2). The outputs of the two engines must
 agree: feature columns within 1e-9, every score within 1e-9, the same ranks and at-risk list.
 
@@ -50,6 +51,9 @@ RUNS = int(os.environ.get("BENCH_SPARK_RUNS", "2"))
 WORKDIR = OUT / "spark-work"
 HASH_PARTITIONS = 200  # Spark's default spark.sql.shuffle.partitions
 POLL_SECONDS = 0.2
+# Spark's default heap (1 GB) runs out at this size (java.lang.OutOfMemoryError in the feature build); in
+# local mode the driver JVM is also the executor
+SPARK_DRIVER_MEMORY = "4g"
 
 
 def _churn() -> str:
@@ -88,7 +92,7 @@ def _env(engine: str, eventlog: Path) -> dict[str, str]:
         eventlog.mkdir(parents=True, exist_ok=True)
         # read by pyspark when it launches the JVM; the session's own settings are the engine's defaults
         env["PYSPARK_SUBMIT_ARGS"] = (
-            f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://{eventlog} "
+            f"--driver-memory {SPARK_DRIVER_MEMORY} --conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://{eventlog} "
             "--conf spark.eventLog.compress=false pyspark-shell"
         )
     return env
@@ -222,7 +226,7 @@ def summarise(raw: dict, console: Console) -> None:
 
 
 def _only_file(folder: Path) -> Path:
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in folder.iterdir() if not p.name.startswith(".")]
     if len(files) != 1:
         raise SystemExit(f"expected one Spark event log in {folder}, found {[p.name for p in files]}")
     return files[0]
@@ -240,7 +244,7 @@ def _totals(stages: list[dict]) -> dict:
         "spill_bytes": sum(s["spill_bytes"] for s in stages),
         "task_seconds": round(sum(s["task_seconds_sum"] for s in stages), 1),
         "max_skew": max((s["skew"] for s in skewed), default=None),
-        "median_skew": statistics.median([s["skew"] for s in skewed]) if skewed else None,
+        "median_skew": round(statistics.median([s["skew"] for s in skewed]), 2) if skewed else None,
     }
 
 

@@ -99,6 +99,13 @@ def stage_figures(events: Iterable[Mapping]) -> list[dict]:
 
 
 def read_event_log(path: Path) -> list[dict]:
-    """The events of an uncompressed Spark event log file (one JSON object a line)."""
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The events of an uncompressed Spark event log: one file of JSON lines, or a rolling log's folder
+    (`eventlog_v2_<app>/events_<n>_<app>`, Spark 4's default) read in the order of its files."""
+    files = [path]
+    if path.is_dir():
+        files = sorted(path.glob("events_*"), key=lambda p: int(p.name.split("_")[1]))
+    events = []
+    for file in files:
+        with open(file) as f:
+            events += [json.loads(line) for line in f if line.strip()]
+    return events

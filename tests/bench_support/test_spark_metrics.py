@@ -66,6 +66,14 @@ def test_stage_figures_sum_bytes_and_measure_task_skew(tmp_path: Path) -> None:
     ]
     log = tmp_path / "local-1"
     log.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    # the same events as a rolling log: a folder of numbered files (10 sorts after 2 only as a number)
+    rolling = tmp_path / "eventlog_v2_local-1"
+    rolling.mkdir()
+    (rolling / "events_2_local-1").write_text("\n".join(json.dumps(e) for e in events[3:]) + "\n")
+    (rolling / "events_10_local-1").write_text("")
+    (rolling / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events[:3]) + "\n")
+    (rolling / "appstatus_local-1").write_text("")
+    assert read_event_log(rolling) == read_event_log(log) == events
     first, second = stage_figures(read_event_log(log))
     assert (first["stage"], first["tasks"], first["input_bytes"], first["shuffle_write_bytes"]) == (
         0,
