@@ -1,14 +1,18 @@
 """Uplift: how much a retention contact lowers a customer's churn probability, learnt from past campaigns
 with control groups, and the Qini curve that judges a ranking by it.
 
-The estimator is a T-learner (Kuenzel et al. 2019): one LightGBM churn classifier fitted on the held-out
-(control) customers, one on the contacted (treated) ones, each on the features as of the campaign's list date;
-a customer's uplift is P(churn | not contacted) - P(churn | contacted), the churn a contact prevents. Why not
-a library: scikit-uplift's last release is 0.5.1 (2022), and causalml (0.18, maintained) brings a compiled
-build and a large dependency tree for this same estimator; a T-learner is two fits of the classifier the
-pipeline already uses, with its categorical handling. Its known weakness (two separate fits can disagree by
-noise where the effect is small) is why the ranking is judged out of time on the Qini curve below, against
-ranking by risk, before anyone uses it.
+The estimator `churn train-uplift` fits is an X-learner (Kuenzel et al. 2019) on LightGBM: one churn classifier
+on the held-out (control) customers and one on the contacted (treated) ones, each on the features as of the
+campaign's list date; each arm's observed outcomes against the OTHER arm's predictions are imputed individual
+effects, regressed on the features per arm, and the two regressions are averaged with the known propensity (the
+campaigns' treated share). Why over the T-learner (uplift = the difference of the two classifiers): the effect
+(a few points of churn) is small against the churn noise, and differencing two separately fitted classifiers
+turns the noise of both into uplift, while a regression aimed at the effect itself ranks it better (README
+"Who can be saved" has the measured comparison, with the DR-learner and a regularised T-learner, also here).
+Why not a library: scikit-uplift's last release is 0.5.1 (2022), and causalml (0.18, maintained) brings a
+compiled build and a large dependency tree for these same estimators, which are a few fits of the LightGBM the
+pipeline already uses, with its categorical handling. The ranking is judged out of time on the Qini curve below,
+against ranking by risk, before anyone uses it.
 
 Qini curve (Radcliffe 2007), for an outcome we want to prevent: customers sorted by the score, descending; at
 each cut the customers saved among the treated so far, control churners scaled to the treated count minus
@@ -30,6 +34,13 @@ from churn_pipeline.models.training import compute_threads, lightgbm_array, trai
 
 ESTIMATORS = ("t", "t_regularised", "x", "dr")
 Estimator = Literal["t", "t_regularised", "x", "dr"]
+ESTIMATOR_NAMES = {
+    "t": "T-learner",
+    "t_regularised": "regularised T-learner",
+    "x": "X-learner",
+    "dr": "DR-learner",
+}
+CHOSEN_ESTIMATOR: Estimator = "x"  # `churn train-uplift`'s; README "Who can be saved" says why
 CROSS_FIT_FOLDS = 2
 
 
@@ -73,8 +84,9 @@ def effect_params(rows: int, seed: int) -> dict:
 
 
 class UpliftModel(mlflow.pyfunc.PythonModel):
-    """Churn prevented by a contact, per row of a feature frame: the two arms' churn classifiers, and for the X-
-    and DR-learners the effect regressions whose weighted sum is the uplift."""
+    """Churn prevented by a contact, per row of a feature frame: the two arms' churn classifiers (the control
+    arm's P(churn) is the risk ranking it is judged against), and for the X- and DR-learners the effect
+    regressions whose weighted sum is the uplift."""
 
     def __init__(
         self,
@@ -86,7 +98,7 @@ class UpliftModel(mlflow.pyfunc.PythonModel):
         *,
         effects: list[lgb.Booster] | None = None,
         effect_weights: list[float] | None = None,
-        estimator: str = "t",
+        estimator: str = "t",  # models registered before the X/DR-learners are T-learners
     ):
         self.control = control
         self.treated = treated
@@ -140,7 +152,7 @@ def fit_uplift(
     feature_names: list[str],
     categorical_features: list[str],
     *,
-    estimator: Estimator = "t",
+    estimator: Estimator = CHOSEN_ESTIMATOR,
     rounds: int = 100,
     seed: int = 0,
 ) -> UpliftModel:

@@ -88,7 +88,7 @@ def _print_report(report: CampaignReport) -> None:
 
 @app.command("train-uplift")
 def train_uplift(config: ConfigOpt = None, data: DataOpt = None, out: OutOpt = None) -> None:
-    """Learn from past campaigns how much a contact lowers each customer's churn (a T-learner on LightGBM),
+    """Learn from past campaigns how much a contact lowers each customer's churn (an X-learner on LightGBM),
     judge it out of time on the latest campaigns against ranking by risk, and register it."""
     with reported_errors():
         from churn_pipeline.stages.uplift import run_uplift_training
