@@ -183,9 +183,10 @@ def source_frames(session: SparkSession, url: str, label: str) -> dict[str, Data
                     frames[name] = frame
     except AnalysisException as e:
         # a missing schema or catalog, an empty folder (no schema to infer), a refused credential...
-        raise ConfigError(
-            f"data source {label}: Spark cannot read it: {redact(str(e).splitlines()[0])}"
-        ) from None
+        why = redact(str(e).splitlines()[0])
+        if "TIMESTAMP(NANOS" in why:
+            why += " (Spark reads microsecond timestamps: write them so, e.g. pyarrow coerce_timestamps='us')"
+        raise ConfigError(f"data source {label}: Spark cannot read it: {why}") from None
     return frames
 
 
