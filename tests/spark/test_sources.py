@@ -7,6 +7,7 @@ import datetime as dt
 import shutil
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -79,11 +80,16 @@ def metastore_db(spark, small_company: Config, tmp_path_factory: pytest.TempPath
     """The small company's tables saved as managed tables of a new database of the session's catalog."""
     name = f"churn_{uuid.uuid4().hex[:8]}"
     location = tmp_path_factory.mktemp("metastore") / name
+    # The catalog creates its (empty) default warehouse folder in the working directory: not left behind
+    warehouse = Path(urlparse(spark.conf.get("spark.sql.warehouse.dir")).path)
+    existed = warehouse.exists()
     spark.sql(f"CREATE DATABASE {name} LOCATION '{location.as_uri()}'")
     for part in sorted(Path(small_company.data.source).glob("*.parquet")):
         spark.read.parquet(str(part)).write.saveAsTable(f"{name}.{part.stem}")
     yield name
     spark.sql(f"DROP DATABASE {name} CASCADE")
+    if not existed and warehouse.is_dir() and not any(warehouse.iterdir()):
+        warehouse.rmdir()
 
 
 def test_a_metastore_schema_gives_what_the_folder_gives(
