@@ -93,7 +93,7 @@ def _print_report(report: CampaignReport) -> None:
 def train_uplift(
     config: ConfigOpt = None, data: DataOpt = None, engine: EngineOpt = None, out: OutOpt = None
 ) -> None:
-    """Learn from past campaigns how much a contact lowers each customer's churn (a T-learner on LightGBM),
+    """Learn from past campaigns how much a contact lowers each customer's churn (an X-learner on LightGBM),
     judge it out of time on the latest campaigns against ranking by risk, and register it."""
     with reported_errors():
         from churn_pipeline.stages.uplift import run_uplift_training
@@ -117,9 +117,12 @@ def _print_uplift(result: UpliftResult) -> None:
     for name, curve in (("by uplift", ev.by_uplift), ("by risk", ev.by_risk)):
         table.add_row(name, f"{curve.coefficient():.2f}", *(f"{curve.saved_at(s):.1f}" for s in ev.shares))
     console.print(table)
+    from churn_pipeline.models.uplift import ESTIMATOR_NAMES
+
     status = "champion" if result.promoted else "not promoted"
     console.print(
-        f"Registered uplift model v{result.version} ({status}): {result.reason}. Trained on {len(ts.frame):,} "
+        f"Registered uplift model v{result.version} ({status}): {result.reason}. "
+        f"{ESTIMATOR_NAMES[result.model.estimator]} trained on {len(ts.frame):,} "
         f"targets of {len(ts.campaigns)} campaigns, {len(ts.feature_names)} features; MLflow run {result.run_id}",
         soft_wrap=True,
     )

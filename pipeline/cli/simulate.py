@@ -72,7 +72,7 @@ def simulate(
         sim = _with_overrides(cfg.simulation, customers=customers, months=months, seed=seed)
         if out is None and cfg.data.source_url is not None:
             raise ConfigError(
-                f"churn simulate writes a folder of Parquet tables, and data.source is a database "
+                f"churn simulate writes a local folder of Parquet tables, and data.source is not one "
                 f"({cfg.data.source_label}); pass --out FOLDER"
             )
         out_dir = out or Path(cfg.data.source)

@@ -33,7 +33,57 @@ class _Section(BaseModel):
 
 
 DATABASE_SCHEMES = ("postgresql", "postgres")
+# Hadoop-compatible file systems Spark reads a folder of Parquet tables from (the cluster provides the connector)
+LAKE_SCHEMES = (
+    "s3",
+    "s3a",
+    "s3n",
+    "gs",
+    "abfs",
+    "abfss",
+    "wasb",
+    "wasbs",
+    "adl",
+    "hdfs",
+    "viewfs",
+    "dbfs",
+    "file",
+)
+METASTORE_SCHEME = "metastore"
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# Lake and metastore sources may be written without '//' (dbfs:/mnt/x, file:/data, metastore:main.churn); a
+# one-letter scheme is a Windows drive, not a URL
+_SHORT_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+_METASTORE_NAME = re.compile(r"^metastore:([A-Za-z0-9_][A-Za-z0-9_-]*)(?:\.([A-Za-z0-9_][A-Za-z0-9_-]*))?$")
+SourceKind = Literal["files", "database", "lake", "metastore"]
+
+
+def source_kind(source: Path | SecretStr | str) -> SourceKind:
+    """What a `data.source` value names: local files, a PostgreSQL database, a folder on a Hadoop-compatible
+    file system (Spark), or a schema of a Spark metastore (Hive, Unity Catalog)."""
+    if isinstance(source, Path):
+        return "files"
+    text = source.get_secret_value() if isinstance(source, SecretStr) else source
+    m = _URL_SCHEME.match(text) or _SHORT_SCHEME.match(text)
+    scheme = m.group(1).lower() if m else ""
+    if scheme in DATABASE_SCHEMES:
+        return "database"
+    if scheme in LAKE_SCHEMES:
+        return "lake"
+    if scheme == METASTORE_SCHEME:
+        return "metastore"
+    return "files"
+
+
+def metastore_schema(source: str) -> tuple[str, ...]:
+    """The name parts of a `metastore:<catalog>.<schema>` (or `metastore:<schema>`) source."""
+    m = _METASTORE_NAME.match(source)
+    if m is None:
+        raise ValueError(
+            f"data.source {source!r}: write a metastore source as metastore:<catalog>.<schema> or "
+            f"metastore:<schema> (letters, digits, _ and -), e.g. metastore:main.churn"
+        )
+    return tuple(p for p in m.groups() if p)
 
 
 class DataConfig(_Section):
@@ -43,7 +93,10 @@ class DataConfig(_Section):
         Path("data/company"),
         description="Folder of Parquet/CSV files, a DuckDB file, or a PostgreSQL URL postgresql://user@host:port/db "
         "(a secret: shown with its password redacted; give the password in env PGPASSWORD or ~/.pgpass, not in "
-        "the URL). Database tables are read in place: validation and features run as SQL on the server.",
+        "the URL). Database tables are read in place: validation and features run as SQL on the server. With "
+        "engine spark also a folder URL on a Hadoop-compatible file system (s3a://, abfss://, gs://, hdfs://, "
+        "dbfs:/, file:///) or metastore:<catalog>.<schema> (tables <catalog>.<schema>.<table>: Hive, Unity "
+        "Catalog, Delta), read and checked by Spark itself.",
     )
     db_schema: str | None = Field(
         None,
@@ -54,8 +107,9 @@ class DataConfig(_Section):
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb",
         description="Engine the features are computed on: duckdb (embedded), or spark (the active SparkSession, "
-        "else a local one; needs the spark extra and Java). With spark the source must be Parquet, and the "
-        "contract is still checked by DuckDB reading the same files.",
+        "else a local one; needs the spark extra and Java). With spark the source is Parquet: a local folder "
+        "(the contract checked by DuckDB reading the files), a folder URL or a metastore schema (the contract "
+        "checked by Spark).",
     )
     oracle: Path | None = Field(
         None, description="Simulator ground truth (never read as input); enables oracle metrics."
@@ -81,13 +135,16 @@ class DataConfig(_Section):
     @classmethod
     def _url_is_a_secret(cls, value: Any) -> Any:
         # Any str is a valid Path: a URL must be recognised before pydantic makes it one (and loses its '//').
-        if isinstance(value, str) and (m := _URL_SCHEME.match(value)):
-            if m.group(1).lower() not in DATABASE_SCHEMES:
-                raise ValueError(
-                    f"data.source URL scheme {m.group(1)!r} is not supported: use a folder, a DuckDB file or a "
-                    f"postgresql:// URL"
-                )
+        if isinstance(value, str) and source_kind(value) != "files":
+            if source_kind(value) == "metastore":
+                metastore_schema(value)
             return SecretStr(value)
+        if isinstance(value, str) and (m := _URL_SCHEME.match(value)):
+            raise ValueError(
+                f"data.source URL scheme {m.group(1)!r} is not supported: use a folder, a DuckDB file, a "
+                f"postgresql:// URL, or with engine spark a folder URL ({', '.join(LAKE_SCHEMES)}) or "
+                f"metastore:<catalog>.<schema>"
+            )
         # Otherwise a path (pydantic's union would take any str as the SecretStr, its exact type).
         return Path(value) if isinstance(value, str) else value
 
@@ -97,8 +154,14 @@ class DataConfig(_Section):
 
     @property
     def source_url(self) -> str | None:
-        """The database URL (a secret: never print it; `source_label` is safe), or None for files."""
+        """The source URL (a database's, a folder's on a Hadoop-compatible file system, or metastore:...; a secret:
+        never print it, `source_label` is safe), or None for local files."""
         return self.source.get_secret_value() if isinstance(self.source, SecretStr) else None
+
+    @property
+    def source_kind(self) -> SourceKind:
+        """files (local), database (PostgreSQL), lake (a folder URL, Spark) or metastore (Spark)."""
+        return source_kind(self.source)
 
     @property
     def source_label(self) -> str:

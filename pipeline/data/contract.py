@@ -181,6 +181,26 @@ class ValidationReport:
             raise DataValidationError(self.problems)
 
 
+def id_type(con: Any, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
+    """The type of customer ids once normalised: BIGINT when every table's ids are integers (or integer text
+    without leading zeros), else VARCHAR."""
+    for name, view in raw.items():
+        t = schemas[name].get("customer_id")
+        if t is None:
+            continue
+        if t.upper() in {"VARCHAR"} or t.upper().startswith("ENUM"):
+            c = q("customer_id")
+            bad = con.execute(
+                f"SELECT COUNT(*) FROM {view} WHERE {c} IS NOT NULL AND "
+                f"(TRY_CAST({c} AS BIGINT) IS NULL OR CAST(TRY_CAST({c} AS BIGINT) AS VARCHAR) <> {c})"
+            ).fetchone()[0]
+            if bad:
+                return "VARCHAR"
+        elif "INT" not in t.upper():
+            return "VARCHAR"
+    return "BIGINT"
+
+
 def mark_all_null(con: Any, view: str, spec: TableSpec, schema: dict[str, str]) -> dict[str, str]:
     """`schema` (column -> type) with ALL_NULL for each contract column that is mistyped and holds no value.
 
@@ -222,7 +242,10 @@ def fmt_values(values: list[Any]) -> str:
 
 
 def _examples(con: duckdb.DuckDBPyConnection, view: str, column: str, where: str) -> str:
-    rows = con.execute(f"SELECT DISTINCT {q(column)} FROM {view} WHERE {where} LIMIT 3").fetchall()
+    # The smallest: the same examples on every run and engine (only failing rows are sorted)
+    rows = con.execute(
+        f"SELECT DISTINCT {q(column)} FROM {view} WHERE {where} ORDER BY {q(column)} LIMIT 3"
+    ).fetchall()
     return fmt_values([r[0] for r in rows])
 
 
@@ -596,7 +619,7 @@ def orphan_problem(
         if not any_orphan:
             return None
     n, examples = con.execute(
-        f"SELECT COUNT(*), LIST(DISTINCT customer_id)[1:3] FROM "
+        f"SELECT COUNT(*), LIST(DISTINCT customer_id ORDER BY customer_id)[1:3] FROM "
         f"(SELECT customer_id FROM {view} ANTI JOIN {customers_view} USING (customer_id) "
         f"WHERE customer_id IS NOT NULL)"
     ).fetchone()

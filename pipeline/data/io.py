@@ -14,8 +14,10 @@ value is applied, a value without one is UTC already.
 A PostgreSQL URL (`data.source: postgresql://...`) is read in place: `churn_pipeline.data.warehouse` runs the same
 normalising SELECTs and contract checks on the server, and the tables are ibis expressions there.
 
-With `data.engine: spark` the source is opened (and validated) the same way, then its tables are handed
-to Spark with the same types (`churn_pipeline.data.spark`): Spark reads the Parquet files itself.
+With `data.engine: spark` a local folder is opened (and validated) the same way, then its tables are handed
+to Spark with the same types (`churn_pipeline.data.spark`): Spark reads the Parquet files itself. A folder URL
+(s3a://, abfss://, gs://, hdfs://, dbfs:/, file:///...) or a metastore schema (`metastore:<catalog>.<schema>`)
+is Spark's alone: `spark.SparkBackend` runs the same normalising SELECTs and contract checks on Spark.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import SecretStr, ValidationError
 
-from churn_pipeline.core.config import DataConfig, redact
+from churn_pipeline.core.config import DataConfig, redact, source_kind
 from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.core.tables import TABLE_NAMES, TABLES, SourceTables, TableSpec
 from churn_pipeline.data import spark, warehouse
@@ -51,6 +53,7 @@ from churn_pipeline.data.contract import (
     ValidationReport,
     check_table,
     empty_problem,
+    id_type,
     mark_all_null,
     normalised_expr,
     orphan_problem,
@@ -244,8 +247,9 @@ def open_source(
     as_of: dt.date | None = None,
     duplicates_window_days: int | None = None,
 ) -> Source:
-    """Open a data source (a folder, a DuckDB file, or a PostgreSQL URL as a str or SecretStr, e.g.
-    `cfg.source`); with `validate`, contract violations raise DataValidationError.
+    """Open a data source (a folder, a DuckDB file, or as a str or SecretStr, e.g. `cfg.source`, a PostgreSQL
+    URL, or with the spark engine a folder URL or `metastore:` schema); with `validate`, contract violations
+    raise DataValidationError.
 
     `cfg` holds the rule settings and the engine (default: the defaults), `today` the date no data may be later
     than (beyond `cfg.max_future_days`; default: `utc_today()`), `as_of` the run's as-of date, when it is later;
@@ -253,9 +257,11 @@ def open_source(
     """
     cfg = cfg or DataConfig()
     limits = contract_limits(cfg, today or utc_today(), as_of, duplicates_window_days)
-    url = _database_url(path)
-    if url is not None:
+    url = _source_url(path)
+    if url is not None and source_kind(url) == "database":
         return _open_database(url, cfg, validate, limits)
+    if url is not None:
+        return _open_on_spark(url, cfg, validate, limits)
     path = Path(path)
     con = _connect()
     raw: dict[str, str] = {}
@@ -312,8 +318,9 @@ def open_source(
     return _on_spark(source, found.parquet if found else None) if cfg.engine == "spark" else source
 
 
-def _database_url(source: Path | str | SecretStr) -> str | None:
-    """The URL when `source` is a database's (a SecretStr, or a str with a scheme), else None."""
+def _source_url(source: Path | str | SecretStr) -> str | None:
+    """The URL when `source` is one (a SecretStr, or a str with a scheme: a database, a folder URL or a
+    metastore schema), else None."""
     if isinstance(source, Path):
         return None
     try:
@@ -336,6 +343,30 @@ def _open_database(url: str, cfg: DataConfig, validate: bool, limits: Limits) ->
         raise ConfigError(
             f"data source {label} has no customers table in schema {backend.schema!r} (tables are read from "
             f"{', '.join(TABLE_NAMES)}); set data.db_schema to the schema holding them"
+        )
+    source = _normalise(
+        None, raw, None, lambda schemas: backend.fingerprint(raw, schemas), validate, limits, {}, backend
+    )
+    return dataclasses.replace(source, location=label)
+
+
+def _open_on_spark(url: str, cfg: DataConfig, validate: bool, limits: Limits) -> Source:
+    """A folder URL or metastore schema: tables read, the contract checked and the features run by Spark."""
+    label = redact(url)
+    metastore = source_kind(url) == "metastore"
+    if cfg.engine != "spark":
+        raise ConfigError(
+            f"data source {label} is {'a metastore schema' if metastore else 'a folder URL'}, which only Spark "
+            f"reads; set data.engine: spark (or --engine spark), or point data.source at a local folder"
+        )
+    con = spark.connect()
+    backend = spark.SparkBackend(con, label, spark.source_frames(con._session, url, label))
+    raw = backend.raw_tables()
+    if "customers" not in raw:
+        each = "<catalog>.<schema>.<table>" if metastore else "<table>.parquet or a <table>/ folder of parts"
+        raise ConfigError(
+            f"data source {label} has no customers table (tables are read from {', '.join(TABLE_NAMES)}, "
+            f"each {each})"
         )
     source = _normalise(
         None, raw, None, lambda schemas: backend.fingerprint(raw, schemas), validate, limits, {}, backend
@@ -387,25 +418,6 @@ def _raw_schema(con: duckdb.DuckDBPyConnection, view: str, spec: TableSpec) -> d
     return mark_all_null(con, view, spec, schema)
 
 
-def _id_type(con: duckdb.DuckDBPyConnection, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
-    """BIGINT when every table's ids are integers (or integer text without leading zeros), else VARCHAR."""
-    for name, view in raw.items():
-        t = schemas[name].get("customer_id")
-        if t is None:
-            continue
-        if t.upper() in {"VARCHAR"} or t.upper().startswith("ENUM"):
-            c = q("customer_id")
-            bad = con.execute(
-                f"SELECT COUNT(*) FROM {view} WHERE {c} IS NOT NULL AND "
-                f"(TRY_CAST({c} AS BIGINT) IS NULL OR CAST(TRY_CAST({c} AS BIGINT) AS VARCHAR) <> {c})"
-            ).fetchone()[0]
-            if bad:
-                return "VARCHAR"
-        elif "INT" not in t.upper():
-            return "VARCHAR"
-    return "BIGINT"
-
-
 class _DuckBackend:
     """Where `_normalise` runs for files, DuckDB files and frames: raw views in the DuckDB connection, typed
     views created beside them. `warehouse.PostgresBackend` is the same for a PostgreSQL source."""
@@ -423,7 +435,7 @@ class _DuckBackend:
         return []  # every type the contract accepts can be tried value by value (TRY_CAST)
 
     def id_type(self, raw: dict[str, str], schemas: dict[str, dict[str, str]]) -> str:
-        return _id_type(self.sql, raw, schemas)
+        return id_type(self.sql, raw, schemas)
 
     def define(self, name: str, select: str, types: dict[str, str]) -> str:
         """Create the typed view `name` (`types`: its contract columns' types); what a FROM reads it as."""

@@ -60,18 +60,75 @@ def to_postgres(sql: str) -> str:
     return sqlglot.parse_one(sql, read="duckdb").transform(_rewrite).sql("postgres")
 
 
+def to_spark(sql: str, params: list | None = None) -> str:
+    """DuckDB-dialect SQL (the contract's) as Spark SQL, the values of its `?` placeholders (`params`) inlined."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    values = iter(params or [])
+    tree = tree.transform(lambda n: exp.convert(next(values)) if isinstance(n, exp.Placeholder) else n)
+    return tree.transform(_rewrite_spark).sql("spark")
+
+
+def _finite(node: exp.Anonymous) -> exp.Expression:
+    """DuckDB's isfinite(x) as a test both PostgreSQL and Spark have: NaN = NaN there, so NOT IN catches it."""
+    arg = node.expressions[0].sql("duckdb")
+    bad = ", ".join(f"CAST('{v}' AS DOUBLE)" for v in ("Infinity", "-Infinity", "NaN"))
+    return sqlglot.parse_one(f"({arg}) NOT IN ({bad})", read="duckdb")
+
+
+def _is_call(node: exp.Expression, name: str) -> bool:
+    return isinstance(node, exp.Anonymous) and node.name.lower() == name
+
+
+def _rewrite_spark(node: exp.Expression) -> exp.Expression:
+    """The DuckDB constructs of the contract's SQL that Spark lacks, as Spark ones. (A replaced node's children
+    are not visited again by `transform`: the rewrites transform the parts they keep themselves.)"""
+    if _is_call(node, "isfinite"):
+        return _finite(node)
+    if _is_call(node, "hash"):
+        # hash(<row alias>): the row's hash, from every column (xxhash64 skips nulls: a rare false repeat,
+        # which the confirming GROUP BY of `contract._duplicate_rows` drops)
+        return exp.Anonymous(this="XXHASH64", expressions=[exp.Star()])
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.UBIGINT:
+        return exp.DataType.build("BIGINT")  # xxhash64's hashes are signed
+    if isinstance(node, exp.Bracket) and isinstance(node.this, exp.ArrayAgg):
+        return _spark_list_slice(node)
+    if isinstance(node, exp.Exists) and node.find_ancestor(exp.Where, exp.Having, exp.Join) is None:
+        # Spark allows EXISTS in filters only: elsewhere as a scalar subquery over at most one row
+        inner = node.this.transform(_rewrite_spark).sql("spark")
+        return sqlglot.parse_one(f"(SELECT COUNT(*) > 0 FROM ({inner} LIMIT 1) AS `__exists`)", read="spark")
+    return node
+
+
+def _spark_list_slice(node: exp.Bracket) -> exp.Expression:
+    """DuckDB's `LIST([DISTINCT] v ORDER BY k...)[a:b]` (a few sorted examples) in Spark: collect (value, keys)
+    structs, sort them by the keys, slice, keep the values."""
+    arg = node.this.this
+    keys = [o.this for o in arg.expressions] if isinstance(arg, exp.Order) else []
+    value = arg.this if isinstance(arg, exp.Order) else arg
+    distinct = isinstance(value, exp.Distinct)
+    value = value.expressions[0] if distinct else value
+    fields = [f"{k.transform(_rewrite_spark).sql('spark')} AS `k{i}`" for i, k in enumerate(keys)]
+    fields.append(f"{value.transform(_rewrite_spark).sql('spark')} AS `v`")
+    (span,) = node.expressions
+    start, end = int(span.this.name), int(span.expression.name)
+    collect = "COLLECT_SET" if distinct else "COLLECT_LIST"
+    return sqlglot.parse_one(
+        f"TRANSFORM(SLICE(ARRAY_SORT({collect}(STRUCT({', '.join(fields)}))), {start}, {end - start + 1}), "
+        f"`__s` -> `__s`.`v`)",
+        read="spark",
+    )
+
+
 def _rewrite(node: exp.Expression) -> exp.Expression:
     """The few DuckDB constructs sqlglot leaves as they are, as PostgreSQL ones."""
     if isinstance(node, exp.Select) and any(
         j.args.get("kind") == "ANTI" for j in node.args.get("joins") or []
     ):
         return _without_anti_joins(node)
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "isfinite":
-        # PostgreSQL's isfinite takes dates only; NaN = NaN there, so NOT IN catches it too.
-        arg = node.expressions[0].sql("duckdb")
-        bad = ", ".join(f"CAST('{v}' AS DOUBLE)" for v in ("Infinity", "-Infinity", "NaN"))
-        return sqlglot.parse_one(f"({arg}) NOT IN ({bad})", read="duckdb")
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "hash":
+    if _is_call(node, "isfinite"):
+        # PostgreSQL's isfinite takes dates only
+        return _finite(node)
+    if _is_call(node, "hash"):
         # A row's text, hashed: every column type has one (hash_record_extended needs a hash per column type).
         row = exp.Cast(this=node.expressions[0], to=exp.DataType.build("TEXT"))
         return exp.Anonymous(this="hashtextextended", expressions=[row, exp.Literal.number(0)])
@@ -109,7 +166,7 @@ def _without_anti_joins(select: exp.Select) -> exp.Select:
 
 
 @dataclass
-class _Result:
+class QueryResult:
     """A query's rows, fetched like a DuckDB result's."""
 
     rows: list[tuple]
@@ -128,17 +185,17 @@ class PostgresSQL:
         self.con = con  # psycopg connection
         self.label = label  # the redacted URL
 
-    def execute(self, sql: str, params: list | None = None) -> _Result:
+    def execute(self, sql: str, params: list | None = None) -> QueryResult:
         return self.native(to_postgres(sql), params)
 
-    def native(self, sql: str, params: list | tuple | None = None) -> _Result:
+    def native(self, sql: str, params: list | tuple | None = None) -> QueryResult:
         """Run PostgreSQL SQL as it is; a failure is a ConfigError naming the source (redacted)."""
         import psycopg
 
         try:
             with self.con.cursor() as cur:
                 cur.execute(sql, params)
-                return _Result(cur.fetchall() if cur.description else [])
+                return QueryResult(cur.fetchall() if cur.description else [])
         except psycopg.Error as e:
             raise ConfigError(
                 f"PostgreSQL data source {self.label}: a query failed: {redact(str(e).strip())}"

@@ -415,12 +415,14 @@ def log_uplift_run(
     the model registered as `<registered_model>-uplift` (alias champion when `promoted`). (version, run id)"""
     import matplotlib.pyplot as plt
 
+    from churn_pipeline.models.uplift import ESTIMATOR_NAMES
+
     experiment = experiment_id(cfg)
     with start_run(experiment, "train-uplift") as run:
         mlflow.set_tags({"kind": "uplift", "promoted": str(promoted), "reason": reason,
                          "test_campaigns": ", ".join(evaluation.test_campaigns)})  # fmt: skip
         mlflow.log_params({"campaigns": len(ts.campaigns), "rows": len(ts.frame), "test_rows": evaluation.rows,
-                           "features": len(ts.feature_names), "learner": "T-learner, LightGBM per arm"})  # fmt: skip
+                           "features": len(ts.feature_names), "learner": f"{ESTIMATOR_NAMES[model.estimator]} on LightGBM"})  # fmt: skip
         mlflow.log_metrics(evaluation.figures())
         fig, ax = plt.subplots(figsize=(6, 4))
         for label, curve in (("by uplift", evaluation.by_uplift), ("by risk", evaluation.by_risk)):
@@ -435,7 +437,7 @@ def log_uplift_run(
         client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
         name = uplift_model_name(cfg.tracking.registered_model)
         version = register(client, info.model_uri, name, run.info.run_id,
-                           description="Uplift (T-learner on LightGBM) of churn-pipeline: churn prevented by a contact.")  # fmt: skip
+                           description=f"Uplift ({ESTIMATOR_NAMES[model.estimator]} on LightGBM) of churn-pipeline: churn prevented by a contact.")  # fmt: skip
         client.set_model_version_tag(name, version, "reason", reason)
         if promoted:
             client.set_registered_model_alias(name, CHAMPION, version)

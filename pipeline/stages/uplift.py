@@ -110,15 +110,15 @@ def evaluate_out_of_time(ts: UpliftTrainingSet, seed: int) -> UpliftEvaluation:
     test = ts.frame.campaign_id.isin(test_ids)
     model = fit_uplift(ts.frame[~test], ts.feature_names, ts.categorical_features, seed=seed)
     held = ts.frame[test]
-    p_not, p_yes = model.churn_probabilities(held)
+    p_not, _ = model.churn_probabilities(held)
     t, y = held.treated.to_numpy(), held.label.to_numpy()
     return UpliftEvaluation(
-        test_ids, int(test.sum()), qini_curve(p_not - p_yes, t, y), qini_curve(p_not, t, y)
+        test_ids, int(test.sum()), qini_curve(model.predict(None, held), t, y), qini_curve(p_not, t, y)
     )
 
 
 def run_uplift_training(cfg: Config) -> UpliftResult:
-    """Build the campaign training set, judge the T-learner out of time, refit on every campaign, register."""
+    """Build the campaign training set, judge the X-learner out of time, refit on every campaign, register."""
     source = validated_source(cfg, None)
     ts = uplift_training_set(cfg, source)
     evaluation = evaluate_out_of_time(ts, cfg.model.seed)

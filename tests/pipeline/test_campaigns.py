@@ -100,7 +100,7 @@ def test_cli_prints_the_table_and_fails_clearly_without_a_campaigns_table(compan
     uplift = runner.invoke(app, ["train-uplift", "--config", str(cfg_path), "--data", str(company / "data")])
     assert uplift.exit_code == 0, uplift.output
     text = " ".join(uplift.output.split())
-    assert "Registered uplift model v1" in text and "by risk" in text
+    assert "Registered uplift model v1" in text and "by risk" in text and "X-learner trained on" in text
     no_campaigns = runner.invoke(app, ["train-uplift", "--config", str(cfg_path), "--data", str(bare)])
     assert no_campaigns.exit_code == 2 and "no campaigns table" in no_campaigns.output
 
