@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +19,9 @@ def spark():
     pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[dev,spark]'")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no Java runtime for Spark (Debian: apt-get install openjdk-17-jre-headless)")
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest closed
+    # the stream its log capture wrote to: a "--- Logging error ---" traceback in every run otherwise
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session = spark_session()
     session.sparkContext.setLogLevel("ERROR")
     yield session
