@@ -62,3 +62,15 @@ def test_churn_submit_runs_the_churn_command_under_spark_submit() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Usage: churn" in out.stdout and "score" in out.stdout
+
+
+def test_a_local_session_gets_a_driver_heap_sized_to_the_machine(spark) -> None:
+    from churn_pipeline.data.spark import LOCAL_DRIVER_MEMORY_MB
+
+    if "PYSPARK_GATEWAY_PORT" in os.environ or "driver-memory" in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        pytest.skip("the session was configured by spark-submit or PYSPARK_SUBMIT_ARGS")
+    assert 1024 <= LOCAL_DRIVER_MEMORY_MB <= 4096
+    assert spark.sparkContext.getConf().get("spark.driver.memory") == f"{LOCAL_DRIVER_MEMORY_MB}m"
+    # the JVM really got it: its max heap is near the setting (the JVM reserves a little of it)
+    max_heap_mb = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
+    assert 0.8 * LOCAL_DRIVER_MEMORY_MB <= max_heap_mb <= LOCAL_DRIVER_MEMORY_MB
