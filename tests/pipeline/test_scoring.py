@@ -19,6 +19,7 @@ from churn_pipeline.stages.score import (
     at_risk_list,
     control_group,
     list_size_pct,
+    listed_rows,
     rank_scores,
     risk_tiers,
     run_counts,
@@ -31,6 +32,7 @@ from churn_pipeline.stages.score_checks import (
     check_staleness,
     feature_cause,
 )
+from churn_pipeline.stages.score_manifest import ListSize
 
 AS_OF = dt.date(2025, 3, 31)
 
@@ -46,6 +48,39 @@ def test_rank_scores_orders_by_probability_then_id_and_keeps_row_positions():
     assert scores["percentile"].tolist() == [100.0, 75.0, 50.0, 25.0]
     assert scores.index.tolist() == [3, 1, 2, 0], "index = row of the input, to line features up"
     assert set(scores["as_of"]) == {AS_OF} and set(scores["model_version"]) == {"4"}
+
+
+def test_rank_scores_by_saved_value_orders_by_it_unknown_last_then_by_probability():
+    ids = pd.Series(["a", "b", "c", "d", "e"])
+    probability = np.array([0.9, 0.2, 0.5, 0.6, 0.3])
+    uplift = np.array([0.01, 0.10, 0.05, -0.02, 0.05])
+    value = np.array([100.0, 100.0, 100.0, 100.0, np.nan])
+    scores = rank_scores(ids, probability, AS_OF, "4", uplift, uplift * value)
+    # b saves 10, c 5, a 1, d -2 (a contact makes it worse), e unknown (no value): last
+    assert scores["customer_id"].tolist() == ["b", "c", "a", "d", "e"]
+    assert scores["expected_saved_value"].iloc[:4].tolist() == pytest.approx([10.0, 5.0, 1.0, -2.0])
+    assert scores["uplift"].tolist() == pytest.approx([0.10, 0.05, 0.01, -0.02, 0.05])
+    assert scores["rank"].tolist() == [1, 2, 3, 4, 5]
+    # ranked by risk, the uplift columns are present and empty
+    by_risk = rank_scores(ids, probability, AS_OF, "4")
+    assert by_risk["customer_id"].tolist()[0] == "a"
+    assert by_risk[["uplift", "expected_saved_value"]].isna().all().all()
+
+
+def test_a_list_ranked_by_saved_value_stops_where_the_saved_value_stops_being_positive():
+    ids = pd.Series([f"c{i}" for i in range(10)])
+    uplift = np.array([0.2, 0.1, 0.05, 0.0, -0.1, 0.3, 0.01, -0.05, 0.02, 0.04])
+    scores = rank_scores(ids, np.full(10, 0.5), AS_OF, "1", uplift, uplift * 50)
+    top, size = listed_rows(
+        scores, ListSize(pct=80.0, customers=8, origin="scoring.list_size"), "saved_value"
+    )
+    assert (top["expected_saved_value"] > 0).all() and len(top) == 7 == size.customers
+    assert "1 without a positive expected saved value left off" in size.origin and size.pct == 80.0
+    small, same = listed_rows(scores, ListSize(pct=30.0, customers=3, origin="o"), "saved_value")
+    assert len(small) == 3 and same.customers == 3 and same.origin == "o"
+    # ranked by risk, the list is the top rows whatever their saved value
+    risk, kept = listed_rows(rank_scores(ids, uplift, AS_OF, "1"), ListSize(80.0, 8, "o"), "risk")
+    assert len(risk) == 8 and kept.customers == 8
 
 
 def test_risk_tiers_are_cumulative_top_percentages_of_the_list():
@@ -476,6 +511,11 @@ def test_cli_score_then_export_and_stale_exit_code(trained, tmp_path):
     assert "stale data" in stale.output
     missing = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out), "--model-version", "99"])
     assert missing.exit_code == 6 and "99" in missing.output
+    settings["scoring"]["rank_by"] = "saved_value"  # no campaigns, no uplift model: says what to run
+    cfg_path.write_text(yaml.safe_dump(settings))
+    no_uplift = runner.invoke(app, ["score", "-c", str(cfg_path), "--out", str(out)])
+    assert no_uplift.exit_code == 6, no_uplift.output
+    assert "churn train-uplift" in no_uplift.output and "rank_by: risk" in " ".join(no_uplift.output.split())
 
 
 @pytest.mark.slow
