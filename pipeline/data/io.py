@@ -338,16 +338,11 @@ def _open_database(url: str, cfg: DataConfig, validate: bool, limits: Limits) ->
             f"(a database source runs on the database itself)"
         )
     backend = warehouse.PostgresBackend(warehouse.connect(url, label), label, cfg.db_schema)
-    raw = backend.raw_tables()
-    if "customers" not in raw:
-        raise ConfigError(
-            f"data source {label} has no customers table in schema {backend.schema!r} (tables are read from "
-            f"{', '.join(TABLE_NAMES)}); set data.db_schema to the schema holding them"
-        )
-    source = _normalise(
-        None, raw, None, lambda schemas: backend.fingerprint(raw, schemas), validate, limits, {}, backend
+    no_customers = (
+        f"data source {label} has no customers table in schema {backend.schema!r} (tables are read from "
+        f"{', '.join(TABLE_NAMES)}); set data.db_schema to the schema holding them"
     )
-    return dataclasses.replace(source, location=label)
+    return _open_in_place(backend, label, no_customers, validate, limits)
 
 
 def _open_on_spark(url: str, cfg: DataConfig, validate: bool, limits: Limits) -> Source:
@@ -361,13 +356,17 @@ def _open_on_spark(url: str, cfg: DataConfig, validate: bool, limits: Limits) ->
         )
     con = spark.connect()
     backend = spark.SparkBackend(con, label, spark.source_frames(con._session, url, label))
+    each = "<catalog>.<schema>.<table>" if metastore else "<table>.parquet or a <table>/ folder of parts"
+    no_customers = f"data source {label} has no customers table (tables are read from {', '.join(TABLE_NAMES)}, each {each})"
+    return _open_in_place(backend, label, no_customers, validate, limits)
+
+
+def _open_in_place(backend: Any, label: str, no_customers: str, validate: bool, limits: Limits) -> Source:
+    """A source whose tables stay where they are (a database, Spark): `backend` normalises and checks them
+    there; `no_customers` is the error when it has no customers table."""
     raw = backend.raw_tables()
     if "customers" not in raw:
-        each = "<catalog>.<schema>.<table>" if metastore else "<table>.parquet or a <table>/ folder of parts"
-        raise ConfigError(
-            f"data source {label} has no customers table (tables are read from {', '.join(TABLE_NAMES)}, "
-            f"each {each})"
-        )
+        raise ConfigError(no_customers)
     source = _normalise(
         None, raw, None, lambda schemas: backend.fingerprint(raw, schemas), validate, limits, {}, backend
     )
