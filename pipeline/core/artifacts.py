@@ -7,6 +7,8 @@ import datetime as dt
 import re
 from pathlib import Path
 
+from churn_pipeline.core.errors import OutputMissingError
+
 _DIR_RE = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
 SCORES_FILE = "scores.parquet"
 AT_RISK_FILE = "at_risk.parquet"
@@ -81,6 +83,26 @@ def published_as_of_dates(workdir: Path) -> list[dt.date]:
         if m and (p / AT_RISK_FILE).is_file():
             dates.append(dt.date.fromisoformat(m.group(1)))
     return sorted(dates)
+
+
+def published_as_of(workdir: Path, as_of: dt.date | None) -> dt.date:
+    """`as_of` when a list was published for it, else (None) the latest published date; OutputMissingError
+    naming `churn score` when there is none."""
+    dates = published_as_of_dates(workdir)
+    where = Path(workdir) / "scores"
+    if as_of is None:
+        if not dates:
+            raise OutputMissingError(
+                f"nothing has been scored yet in {where}: run `churn score` first (no published at-risk list)"
+            )
+        return dates[-1]
+    if as_of not in dates:
+        shown = ", ".join(str(d) for d in dates[-5:]) or "none"
+        raise OutputMissingError(
+            f"no at-risk list scored as of {as_of} in {where} (scored: {shown}): run `churn score --as-of "
+            f"{as_of}` first, or pick one of those dates"
+        )
+    return as_of
 
 
 # `churn kpis`: the KPI table of the latest periods, replaced whole on every run (Parquet, and CSV for

@@ -23,12 +23,12 @@ from churn_pipeline.core.artifacts import (
     AT_RISK_FILE,
     MANIFEST_FILE,
     SCORES_FILE,
-    published_as_of_dates,
+    published_as_of,
     report_path,
     score_dir,
 )
 from churn_pipeline.core.config import Config
-from churn_pipeline.core.errors import DataValidationError, ModelNotFoundError, OutputMissingError
+from churn_pipeline.core.errors import DataValidationError, ModelNotFoundError
 from churn_pipeline.core.progress import Steps
 from churn_pipeline.data.io import atomic_write_text
 from churn_pipeline.models.registry import ModelRun, model_run
@@ -54,27 +54,6 @@ class ReportResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def scored_as_of(workdir: Path, as_of: dt.date | None) -> dt.date:
-    """`as_of` when a list was published for it, else the latest published date; OutputMissingError naming
-    `churn score` when there is none."""
-    dates = published_as_of_dates(workdir)
-    where = Path(workdir) / "scores"
-    if not dates:
-        raise OutputMissingError(
-            f"nothing has been scored yet in {where}: run `churn score` first (the report describes a scored "
-            "at-risk list)"
-        )
-    if as_of is None:
-        return dates[-1]
-    if as_of not in dates:
-        shown = ", ".join(str(d) for d in dates[-5:])
-        raise OutputMissingError(
-            f"no at-risk list scored as of {as_of} in {where} (scored: {shown}): run `churn score --as-of "
-            f"{as_of}` first, or pick one of those dates"
-        )
-    return as_of
-
-
 def _model_inputs(cfg: Config, manifest: dict) -> tuple[ModelRun | None, dict[str, bytes], dict | None, str]:
     """The run of the version that scored the list, its evaluation plots and figures, or a note why not."""
     name, version = manifest["model"]["name"], str(manifest["model"]["version"])
@@ -92,7 +71,7 @@ def _model_inputs(cfg: Config, manifest: dict) -> tuple[ModelRun | None, dict[st
 def gather_inputs(cfg: Config, as_of: dt.date | None = None, steps: Steps | None = None) -> ReportInputs:
     """Everything the report shows for the list scored as of `as_of` (default: the latest)."""
     steps = steps or Steps(total=0, progress=False, title="report")
-    as_of = scored_as_of(cfg.workdir, as_of)
+    as_of = published_as_of(cfg.workdir, as_of)
     notes: dict[str, str] = {}
     with steps.step("read the at-risk list"):
         folder = score_dir(cfg.workdir, as_of)

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn_pipeline.core.artifacts import AT_RISK_FILE, published_as_of_dates, score_dir
+from churn_pipeline.core.artifacts import AT_RISK_FILE, published_as_of, score_dir
 from churn_pipeline.core.config import Config
-from churn_pipeline.core.errors import ConfigError, OutputMissingError
+from churn_pipeline.core.errors import ConfigError
 from churn_pipeline.stages.export.target import (
     TARGETS,
     ExportContext,
@@ -52,18 +52,8 @@ __all__ = ["TARGETS", "ExportResult", "IncompleteExport", "load_at_risk", "run_e
 
 def load_at_risk(cfg: Config, as_of: dt.date | None) -> tuple[dt.date, pd.DataFrame, Path]:
     """The published at-risk list of `as_of` (default: the latest published date) and its file."""
-    if as_of is None:
-        dates = published_as_of_dates(cfg.workdir)
-        if not dates:
-            raise OutputMissingError(
-                f"no published at-risk list under {cfg.workdir / 'scores'}: run `churn score` first"
-            )
-        as_of = dates[-1]
+    as_of = published_as_of(cfg.workdir, as_of)
     path = score_dir(cfg.workdir, as_of) / AT_RISK_FILE
-    if not path.is_file():
-        raise OutputMissingError(
-            f"no at-risk list for as-of {as_of} ({path} is missing): run `churn score --as-of {as_of}` first"
-        )
     return as_of, pd.read_parquet(path), path
 
 
