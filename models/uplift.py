@@ -22,7 +22,7 @@ treated churners. Its area above the random-targeting diagonal, per customer, is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import lightgbm as lgb
 import mlflow.pyfunc
@@ -32,8 +32,8 @@ import pandas as pd
 from churn_pipeline.models.encoding import coerce_features
 from churn_pipeline.models.training import compute_threads, lightgbm_array, training_categories
 
-ESTIMATORS = ("t", "t_regularised", "x", "dr")
 Estimator = Literal["t", "t_regularised", "x", "dr"]
+ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
 ESTIMATOR_NAMES = {
     "t": "T-learner",
     "t_regularised": "regularised T-learner",

@@ -347,9 +347,8 @@ class RunContext:
     staleness: StalenessCheck
     steps: Steps
     started: float  # Unix time the run started (leftovers of killed runs are judged against it)
-    uplift: tuple[UpliftModel, str] | None = (
-        None  # the uplift model and version (scoring.rank_by: saved_value)
-    )
+    # the uplift model and its version (scoring.rank_by: saved_value)
+    uplift: tuple[UpliftModel, str] | None = None
 
     def manifest(
         self, counts: Counts, size: ListSize, value: ValueAtRisk, drift: DriftCheck

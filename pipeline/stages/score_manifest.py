@@ -148,9 +148,8 @@ class ScoringManifest:
     checks: Checks
     ranked_by: str = "risk"  # scoring.rank_by: risk, or saved_value (uplift x value)
     uplift_model: ModelInfo | None = None  # the uplift model that ranked the list by saved value
-    engine: str = (
-        "duckdb"  # data.engine of the run: duckdb, or spark (scores.parquet is then a folder of parts)
-    )
+    # data.engine of the run: duckdb, or spark (scores.parquet is then a folder of parts)
+    engine: str = "duckdb"
     files: dict[str, str] = field(default_factory=dict)  # published output name -> SHA-256 (`output_sha256`)
     timings_seconds: dict[str, float] = field(default_factory=dict)  # the steps before writing the outputs
 
