@@ -4,6 +4,9 @@ Numeric features are binned by their training deciles (plus a bin for missing va
 their training categories (plus `other` for categories never seen in training and `missing`). PSI per feature
 is sum((a - e) * ln(a / e)) over bins, with expected fractions e from training and actual fractions a from the
 new frame; fractions are floored at `EPSILON` so an empty bin does not make it infinite.
+
+A reference may also carry `trend_psi` (`trend_psi`: each feature's PSI between the first and the last labelled
+snapshot of the training set) and `trend_dates`, which tell the scoring gate which features drift with time.
 """
 
 from __future__ import annotations
@@ -54,6 +57,16 @@ def reference_profile(frame: pd.DataFrame, feature_names: list[str], categorical
                 "missing": float(counts[-1]) / n if n else 0.0,
             }
     return {"version": PROFILE_VERSION, "rows": int(n), "epsilon": EPSILON, "features": features}
+
+
+def trend_psi(
+    first: pd.DataFrame, last: pd.DataFrame, feature_names: list[str], categorical_features: list[str]
+) -> dict[str, float]:
+    """PSI of every feature between two snapshots of the training set (normally its first and its last
+    labelled one): how far each feature moved over the labelled history by itself. A feature that trends with
+    time (the tenure of a closed cohort) moves there too, and the model was tested out of time on that trend."""
+    reference = reference_profile(first, feature_names, categorical_features)
+    return {name: round(float(v), 6) for name, v in population_stability(reference, last).items()}
 
 
 def population_stability(reference: dict, frame: pd.DataFrame) -> pd.Series:

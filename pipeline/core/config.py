@@ -423,6 +423,12 @@ class DriftConfig(_Section):
         0.1, ge=0, description="A feature's PSI vs the training reference above this warns."
     )
     fail_psi: float = Field(0.25, ge=0, description="Above this scoring fails and publishes nothing.")
+    trending: Literal["warn", "fail"] = Field(
+        "warn",
+        description="Features that already moved by more than warn_psi between the first and the last labelled "
+        "snapshot of the training set trend with time on their own (a tenure in a closed cohort): 'warn' reports "
+        "their drift as a warning, 'fail' gates them like every other feature.",
+    )
 
     @model_validator(mode="after")
     def _warn_below_fail(self) -> DriftConfig:

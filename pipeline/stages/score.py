@@ -314,7 +314,9 @@ def _score_and_publish(
                              f"uplift model {uplift_model_name(cfg.tracking.registered_model)} v{uplift_model[1]}")  # fmt: skip
     with steps.step("drift check"):
         psi = feature_psi(model, features)
-        drift = check_drift(psi, cfg.scoring.drift)
+        drift = check_drift(
+            psi, cfg.scoring.drift, model.reference.get("trend_psi") if model.reference else None
+        )
     with steps.step("predict"):
         probability = np.asarray(model.predict(None, features), dtype=np.float64)
         uplift, saved = (

@@ -70,13 +70,25 @@ def check_staleness(source: Source, as_of: dt.date, max_staleness_days: int) -> 
     )
 
 
-def check_drift(psi: pd.Series, cfg: DriftConfig) -> DriftCheck:
-    """PSI per feature against the thresholds: raise DriftError above `fail_psi`, list warnings above `warn_psi`."""
+def check_drift(psi: pd.Series, cfg: DriftConfig, trend: dict[str, float] | None = None) -> DriftCheck:
+    """PSI per feature against the thresholds: raise DriftError above `fail_psi`, list warnings above `warn_psi`.
+
+    `trend`: each feature's PSI between the first and the last labelled training snapshot (the model's
+    reference carries it). With `cfg.trending == "warn"` a feature that moved more than `warn_psi` there trends
+    with time by itself (the tenure of a closed cohort): its drift is reported as a warning, not a failure,
+    since the model was tested out of time on that trend. Every other feature is gated."""
     if psi.empty:
         return DriftCheck(status="skipped", reason="the model carries no drift reference")
     psi = psi.sort_values(ascending=False, kind="stable")
-    failed = psi[psi > cfg.fail_psi]
-    warned = psi[(psi > cfg.warn_psi) & (psi <= cfg.fail_psi)]
+    trend = trend or {}
+    trending = (
+        {n for n, v in trend.items() if v > cfg.warn_psi and n in psi.index}
+        if cfg.trending == "warn"
+        else set()
+    )
+    over = psi > cfg.fail_psi
+    failed = psi[over & ~psi.index.isin(trending)]
+    warned = psi[(psi > cfg.warn_psi) & ~psi.index.isin(failed.index)]
     if not failed.empty:
         listed = ", ".join(f"{name} (PSI {value:.3f})" for name, value in failed.items())
         raise DriftError(
@@ -84,12 +96,25 @@ def check_drift(psi: pd.Series, cfg: DriftConfig) -> DriftCheck:
             f"The population moved away from the training data: retrain (`churn train`) or, after review, raise "
             f"scoring.drift.fail_psi. Nothing was published"
         )
+    exempted = psi[over & psi.index.isin(trending)]
+    if len(exempted):
+        listed = ", ".join(
+            f"{name} (PSI {value:.3f}; {trend[name]:.3f} over the labelled snapshots)"
+            for name, value in exempted.items()
+        )
+        log.warning(
+            "drift above scoring.drift.fail_psi=%g in feature(s) that trend with time over the training "
+            "snapshots, reported and not gated (scoring.drift.trending: warn): %s",
+            cfg.fail_psi,
+            listed,
+        )
     return DriftCheck(
         status="warn" if len(warned) else "passed",
         warn_psi=cfg.warn_psi,
         fail_psi=cfg.fail_psi,
         warnings={name: round(float(v), 6) for name, v in warned.items()},
         psi={name: round(float(v), 6) for name, v in psi.items()},
+        trending={name: round(float(trend[name]), 6) for name in exempted.index},
     )
 
 

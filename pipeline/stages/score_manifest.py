@@ -105,17 +105,23 @@ class DriftCheck:
     reason: str | None = None
     warn_psi: float | None = None
     fail_psi: float | None = None
+    # features above fail_psi that were not gated because they trend with time (scoring.drift.trending: warn),
+    # with their PSI between the first and the last labelled training snapshot
+    trending: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         if self.status == "skipped":
             return {"status": self.status, "reason": self.reason, "warnings": {}, "psi": {}}
-        return {
+        out = {
             "status": self.status,
             "warn_psi": self.warn_psi,
             "fail_psi": self.fail_psi,
             "warnings": dict(self.warnings),
             "psi": dict(self.psi),
         }
+        if self.trending:
+            out["trending"] = dict(self.trending)
+        return out
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,9 @@ def score_on_spark(run: RunContext) -> ScoringResult:
         )
         with steps.step("drift check"):
             psi = spark_feature_psi(model, features, n)
-            drift = check_drift(psi, cfg.scoring.drift)
+            drift = check_drift(
+                psi, cfg.scoring.drift, model.reference.get("trend_psi") if model.reference else None
+            )
         with steps.step("predict"):
             scores = ranked_scores(features, model, broadcast, run)
         size = list_size(n, cfg, model.metadata)

@@ -24,7 +24,7 @@ from churn_pipeline.models import evaluate
 from churn_pipeline.models.calibration import fit_calibrator
 from churn_pipeline.models.candidates import Fitted
 from churn_pipeline.models.churn_model import ChurnModel, mlflow_column_type
-from churn_pipeline.models.drift import reference_profile
+from churn_pipeline.models.drift import reference_profile, trend_psi
 from churn_pipeline.models.registry import GateDecision, load_model
 from churn_pipeline.models.split import (
     Split,
@@ -216,9 +216,7 @@ def _churn_model(trained: Trained, split: Split, manifest: TrainingSetManifest) 
         feature_names=features,
         categorical_features=categorical,
         categories=trained.categories,
-        # sampled development rows over-represent churners: the drift reference is then the (whole)
-        # validation snapshots
-        reference=reference_profile(_unsampled(split), features, categorical),
+        reference=_drift_reference(split, features, categorical),
         metadata={},
         column_types={
             f: mlflow_column_type(split.development[f].dtype) for f in features if f not in categorical
@@ -252,6 +250,25 @@ def _baseline_probabilities(split: Split, cfg: Config) -> dict[str, np.ndarray]:
         cal = fit_calibrator(evaluate.squash(score, score), y, "isotonic")
         out[name] = cal.transform(evaluate.squash(test_scores[name], score))
     return out
+
+
+def _drift_reference(split: Split, features: list[str], categorical: list[str]) -> dict:
+    """The drift reference stored with the model: the profile of the development rows (sampled ones
+    over-represent churners: then the whole validation snapshots), and each feature's PSI between the first
+    and the last labelled snapshot (`models.drift.trend_psi`), which tells the scoring gate the features that
+    trend with time."""
+    reference = reference_profile(_unsampled(split), features, categorical)
+    labelled = [split.development, split.test] if len(split.test) else [split.development]
+    dates = sorted({d for frame in labelled for d in frame["snapshot_date"].unique()})
+    if len(dates) > 1:
+        first = split.development[split.development["snapshot_date"] == dates[0]]
+        last = labelled[-1][labelled[-1]["snapshot_date"] == dates[-1]]
+        reference["trend_psi"] = trend_psi(first, last, features, categorical)
+        reference["trend_dates"] = [
+            pd.Timestamp(dates[0]).date().isoformat(),
+            pd.Timestamp(dates[-1]).date().isoformat(),
+        ]
+    return reference
 
 
 def _unsampled(split: Split) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from churn_pipeline.models.drift import (
     population_stability,
     psi_from_bin_counts,
     reference_profile,
+    trend_psi,
 )
 from tests.models.synthetic import CATEGORICAL, FEATURES, make_training_set
 
@@ -93,3 +94,13 @@ def test_bin_counts_of_parts_add_up_to_the_psi_of_the_whole(frames):
     psi = psi_from_bin_counts(ref, summed, len(shifted))
     pd.testing.assert_series_equal(psi, population_stability(ref, shifted))
     assert psi["logins_30d"] > 0.25 and psi["region"] > 0.1
+
+
+def test_trend_psi_is_large_for_a_feature_that_moves_between_snapshots_and_small_for_a_stable_one():
+    rng = np.random.default_rng(0)
+    first = pd.DataFrame({"tenure_days": rng.uniform(0, 84, 3000), "spend": rng.gamma(2, 10, 3000)})
+    last = pd.DataFrame({"tenure_days": first["tenure_days"] + 300, "spend": rng.gamma(2, 10, 3000)})
+    got = trend_psi(first, last, ["tenure_days", "spend"], [])
+    assert got["tenure_days"] > 5  # every row left the first snapshot's range
+    assert got["spend"] < 0.02
+    assert trend_psi(first, first, ["tenure_days", "spend"], []) == {"tenure_days": 0.0, "spend": 0.0}

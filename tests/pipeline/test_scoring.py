@@ -170,6 +170,24 @@ def test_drift_warns_between_thresholds_and_fails_above():
     assert skipped.to_dict() == {"status": "skipped", "reason": skipped.reason, "warnings": {}, "psi": {}}
 
 
+def test_drift_of_a_feature_that_trends_over_the_training_snapshots_warns_and_does_not_fail():
+    cfg = DriftConfig(warn_psi=0.1, fail_psi=0.25)
+    psi = pd.Series({"tenure_days": 8.3, "a": 0.01, "b": 0.15})
+    # tenure moved 2.1 between the first and the last labelled snapshot (a closed cohort ages): not gated
+    got = check_drift(psi, cfg, trend={"tenure_days": 2.1, "a": 0.0, "b": 0.05})
+    assert got.status == "warn" and got.warnings == {"tenure_days": 8.3, "b": 0.15}
+    assert got.to_dict()["trending"] == {"tenure_days": 2.1}
+    # a feature that was stable over the labelled snapshots is gated as before
+    with pytest.raises(DriftError, match=r"tenure_days \(PSI 8\.300\)"):
+        check_drift(psi, cfg, trend={"tenure_days": 0.05})
+    with pytest.raises(DriftError, match=r"in 1 feature\(s\): a \(PSI 0\.300\)"):  # a stable one fails
+        check_drift(pd.Series({"tenure_days": 8.3, "a": 0.3}), cfg, trend={"tenure_days": 2.1, "a": 0.0})
+    # scoring.drift.trending: fail gates every feature
+    with pytest.raises(DriftError, match=r"tenure_days"):
+        check_drift(psi, DriftConfig(trending="fail"), trend={"tenure_days": 2.1})
+    assert "trending" not in check_drift(pd.Series({"a": 0.01}), cfg, trend={"a": 3.0}).to_dict()
+
+
 def test_model_feature_check_names_the_config_key_that_decides_each_feature():
     cfg = FeatureConfig(
         windows=(7, 30), event_types=("login",), important_event_types=(), support_channels=()

@@ -139,6 +139,11 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
     )
     assert model.metadata["data_fingerprint"] == "data-31" and model.metadata["run_id"] == result.run_id
     assert set(model.reference["features"]) == set(synthetic.manifest.features)
+    # each feature's drift between the first and the last labelled snapshot, for the scoring gate
+    dates = sorted(pd.to_datetime(synthetic.frame["snapshot_date"]).unique())
+    assert model.reference["trend_dates"] == [dates[0].date().isoformat(), dates[-1].date().isoformat()]
+    assert set(model.reference["trend_psi"]) == set(synthetic.manifest.features)
+    assert all(v >= 0 for v in model.reference["trend_psi"].values())
     pyfunc = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.registered_model}/1")
     assert np.array_equal(np.asarray(pyfunc.predict(model.input_frame(test))), p)
 
