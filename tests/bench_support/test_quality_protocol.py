@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bench.bench_quality import _write_folder, cross_sectional_to_contract, split_customers, truncate_at
+from bench.bench_quality import (
+    _write_folder,
+    cross_sectional_to_contract,
+    pareto_nbd_purchases,
+    split_customers,
+    truncate_at,
+)
 from churn_pipeline.core.config import LabelConfig, SnapshotConfig
 from churn_pipeline.data.io import open_source
 from churn_pipeline.features.labels import snapshot_dates
@@ -127,3 +133,21 @@ def test_truncate_removes_everything_after_the_evaluation_date(tmp_path):
     assert (e["ts"] < pd.Timestamp("2024-07-01")).all() and len(e) == 3
     assert s["resolved_ts"].isna().tolist() == [False, True] and s["csat"].isna().tolist() == [False, True]
     assert open_source(tmp_path / "cut").data_end_date == dt.date(2024, 6, 30)
+
+
+def test_pareto_nbd_cohort_is_a_valid_seeded_purchase_log(tmp_path):
+    customers, events = pareto_nbd_purchases(3000, days=400, acquisition_days=60, seed=3)
+    again, same = pareto_nbd_purchases(3000, days=400, acquisition_days=60, seed=3)
+    pd.testing.assert_frame_equal(events, same)
+    assert customers["customer_id"].is_unique and customers["churn_date"].isna().all()
+    signup = pd.to_datetime(customers.set_index("customer_id")["signup_date"])
+    assert (signup - signup.min()).dt.days.max() < 60  # everyone joins in the acquisition window
+    first = events.groupby("customer_id")["ts"].min()
+    assert first.index.tolist() == customers["customer_id"].tolist()  # one first purchase each, at signup
+    assert (first.dt.normalize() == signup.loc[first.index]).all()
+    assert (events["ts"] < signup.min() + pd.Timedelta(days=400)).all()
+    counts = events.groupby("customer_id").size()
+    assert (counts == 1).mean() > 0.2 and counts.max() > 10  # many one-off buyers, some heavy ones
+    assert (events["amount"] > 0).all() and set(events["event_type"]) == {"purchase"}
+    _write_folder(tmp_path / "log", {"customers": customers, "events": events})
+    assert open_source(tmp_path / "log").data_end_date == events["ts"].max().date()
