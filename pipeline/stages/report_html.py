@@ -414,8 +414,11 @@ def _drift(inputs: ReportInputs) -> tuple[dict | None, str]:
     psi = pd.Series(drift["psi"], dtype=float).sort_values(ascending=False)
     warn, fail = drift.get("warn_psi"), drift.get("fail_psi")
     shown = psi.head(DRIFT_SHOWN)
+    # above fail_psi but not gated: the feature trends with time over the training snapshots
+    trending = dict(drift.get("trending") or {})
     rows = [{"feature": f, "psi": f"{v:.4f}", "raw": v,
-             "status": "fail" if fail is not None and v >= fail else "warn" if warn is not None and v >= warn else "ok"}
+             "status": "trending" if f in trending else "fail" if fail is not None and v >= fail
+             else "warn" if warn is not None and v >= warn else "ok"}
             for f, v in shown.items()]  # fmt: skip
     return {
         "status": drift["status"],
@@ -423,6 +426,7 @@ def _drift(inputs: ReportInputs) -> tuple[dict | None, str]:
         "fail": fail,
         "features": len(psi),
         "warnings": dict(drift.get("warnings") or {}),
+        "trending": trending,
         "rows": rows,
         "chart": svg(drift_figure(shown, warn, fail)),
     }, ""
@@ -535,7 +539,7 @@ th, td { padding: 4px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; 
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 10px 14px; margin: 8px 0; }
 .muted { color: #666; font-size: 13px; }
-.status-warn { color: #b26a00; font-weight: 600; } .status-fail { color: #c62828; font-weight: 600; }
+.status-warn, .status-trending { color: #b26a00; font-weight: 600; } .status-fail { color: #c62828; font-weight: 600; }
 .status-ok, .status-passed { color: #2e7d32; font-weight: 600; }
 </style>
 </head>
@@ -625,7 +629,9 @@ candidate {{ model.candidate }}, trained {{ model.trained_at }}; judged on the t
 {% if drift %}
 <p>Drift check at scoring: <span class="status-{{ drift.status }}">{{ drift.status }}</span> &middot; {{ drift.features }} features
 compared with the training reference (warn at PSI {{ drift.warn }}, fail at {{ drift.fail }}){% if drift.warnings %};
-warnings: {{ drift.warnings | list | join(", ") }}{% endif %}.</p>
+warnings: {{ drift.warnings | list | join(", ") }}{% endif %}.{% if drift.trending %} Above the fail threshold
+but not gated, because they already moved between the first and the last labelled training snapshot (they trend
+with time, scoring.drift.trending: warn): {{ drift.trending | list | join(", ") }}.{% endif %}</p>
 <div class="row"><div class="chart">{{ drift.chart }}</div>
 <table id="drift-table"><tr><th>feature</th><th class="num">PSI</th><th>status</th></tr>
 {% for r in drift.rows %}<tr data-feature="{{ r.feature }}" data-value="{{ r.raw }}"><td>{{ r.feature }}</td><td class="num">{{ r.psi }}</td><td class="status-{{ r.status }}">{{ r.status }}</td></tr>

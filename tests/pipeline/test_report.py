@@ -189,6 +189,21 @@ def test_drift_and_campaign_sections_show_their_figures():
     assert f"{report.overall.saved:,.1f}" in campaigns.text
 
 
+def test_drift_above_fail_in_a_trending_feature_is_marked_trending_not_failed():
+    at_risk = generated_list()
+    m = manifest(at_risk, {"tenure_days": 8.3, "monthly_fee": 0.3, "complaints_30d": 0.01})
+    m["checks"]["drift"].update(status="warn", trending={"tenure_days": 2.1})
+    page = ReportPage(render_report(inputs(at_risk, manifest=m)).html)
+    drift = page.sections["drift"]
+    assert "not gated" in drift.text and "tenure_days" in drift.text.split("not gated")[1]
+    html = render_report(inputs(at_risk, manifest=m)).html
+    assert 'data-feature="tenure_days"' in html
+    row = html.split('data-feature="tenure_days"')[1].split("</tr>")[0]
+    assert "status-trending" in row and "status-fail" not in row
+    other = html.split('data-feature="monthly_fee"')[1].split("</tr>")[0]
+    assert "status-fail" in other
+
+
 def test_report_needs_a_scored_list_and_names_churn_score(tmp_path):
     cfg = Config(workdir=tmp_path / "work", data={"source": tmp_path / "nowhere"})
     with pytest.raises(OutputMissingError, match="churn score"):
