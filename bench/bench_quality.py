@@ -550,9 +550,10 @@ def pareto_nbd_purchases(
     return table, events.reset_index(drop=True)
 
 
-def _purchase_log() -> Prepared:
+def _purchase_log(name: str = "purchase_log", lookback_days: int | None = None) -> Prepared:
+    """The cohort's purchase log; `lookback_days` None: every customer who ever bought counts as active (the
+    lookback covers the whole history), else the inactivity label's lookback (30 is its default)."""
     started = time.perf_counter()
-    name = "purchase_log"
     root = QUALITY / name
     shutil.rmtree(root, ignore_errors=True)
     days = 546  # 78 weeks
@@ -560,13 +561,18 @@ def _purchase_log() -> Prepared:
     _write_folder(root / "full", {"customers": customers, "events": events})
     last = pd.Timestamp(events["ts"].max()).date()
     eval_date = last - dt.timedelta(days=PURCHASE_HORIZON_DAYS)
+    who = (
+        "every customer who ever bought counts"
+        if lookback_days is None
+        else f"customers with a purchase in the last {lookback_days} days count"
+    )
     prep = _event_set(
         name,
         "purchase log of a cohort (Pareto/NBD process, 20,000 customers, 78 weeks, purchases only), "
-        "inactivity = no purchase in 90 days, every customer who ever bought counts",
+        f"inactivity = no purchase in 90 days, {who}",
         root,
         eval_date,
-        {"kind": "inactivity", "inactivity_lookback_days": days},
+        {"kind": "inactivity", "inactivity_lookback_days": lookback_days or days},
         {},
         horizon_days=PURCHASE_HORIZON_DAYS,
     )
@@ -827,6 +833,7 @@ DATA_SETS: dict[str, Callable[[], Prepared]] = {
         {"kind": "inactivity", "inactivity_lookback_days": 30},
     ),
     "purchase_log": _purchase_log,
+    "purchase_log_recent": lambda: _purchase_log("purchase_log_recent", lookback_days=30),
 }
 
 
