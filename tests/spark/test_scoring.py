@@ -109,7 +109,9 @@ def test_spark_scoring_publishes_what_duckdb_scoring_publishes(
 
 
 def test_a_failing_check_on_spark_publishes_nothing(spark, champion: Config, tmp_path: Path) -> None:
-    cfg = _elsewhere(champion, tmp_path, "spark", drift={"warn_psi": 0.0, "fail_psi": 0.0})
+    cfg = _elsewhere(
+        champion, tmp_path, "spark", drift={"warn_psi": 0.0, "fail_psi": 0.0, "trending": "fail"}
+    )
     with pytest.raises(DriftError, match="Nothing was published"):
         run_scoring(cfg)
     scores_root = tmp_path / "scores"
