@@ -88,7 +88,11 @@ def _print_scoring(result: ScoringResult, top: int) -> None:
             f"Newest {staleness.table}: {staleness.newest_activity} ({staleness.age_days} days old)"
         )
     if result.drift_warnings:
-        listed = ", ".join(f"{k} ({v:.3f})" for k, v in result.drift_warnings.items())
+        trending = m.checks.drift.trending
+        listed = ", ".join(
+            f"{k} ({v:.3f}{', trends with time: not gated' if k in trending else ''})"
+            for k, v in result.drift_warnings.items()
+        )
         console.print(
             f"[yellow]drift warning[/]: PSI above scoring.drift.warn_psi={m.checks.drift.warn_psi:g} in {listed}"
         )
