@@ -293,6 +293,42 @@ def test_duplicate_rows_below_the_share_are_a_warning(tmp_path, caplog):
     assert "warning:" in result.output and "1 of 200 rows (0.50%) repeat another row" in result.output
 
 
+def daily_purchases(days: int, per_day: int) -> pd.DataFrame:
+    """A purchase log kept by date (no time of day): `per_day` distinct purchases a day."""
+    i = np.arange(days * per_day)
+    return pd.DataFrame(
+        {
+            "customer_id": i % 3 + 1,
+            "ts": pd.Timestamp("2024-03-01") + pd.to_timedelta(i // per_day, unit="D"),
+            "event_type": "purchase",
+            "amount": 10.0 + i,
+        }
+    )
+
+
+def test_date_only_logs_keep_scattered_same_day_repeats_and_fail_a_day_loaded_twice(tmp_path):
+    customers().to_parquet(tmp_path / "customers.parquet", index=False)
+    log = daily_purchases(days=20, per_day=10)  # 200 rows
+    # 6 identical second purchases on 6 different days (3%): no column tells them from a double record
+    scattered = pd.concat([log, log.iloc[[3, 25, 47, 88, 120, 161]]], ignore_index=True)
+    scattered.to_parquet(tmp_path / "events.parquet", index=False)
+    source = open_source(tmp_path, today=TODAY)
+    assert source.report.problems == []
+    (warning,) = source.report.warnings
+    assert "6 of 206 rows (2.91%) repeat another row" in warning and "no time of day" in warning
+    assert "0 rows in days repeated whole" in warning
+    # one whole day loaded twice (10 of 210 rows, 4.8%): a batch loaded again, an error
+    reloaded = pd.concat([log, log.iloc[50:60]], ignore_index=True)
+    reloaded.to_parquet(tmp_path / "events.parquet", index=False)
+    msg = one_problem_about(problems(tmp_path), "events")
+    assert "10 of 210 rows (4.76%) repeat another row" in msg and "drop the repeated rows" in msg
+    # the same scattered repeats with a time of day on one row: the time tells real rows apart, an error
+    timed = scattered.copy()
+    timed.loc[0, "ts"] = timed.loc[0, "ts"] + pd.Timedelta(hours=9)
+    timed.to_parquet(tmp_path / "events.parquet", index=False)
+    assert "drop the repeated rows" in one_problem_about(problems(tmp_path), "events")
+
+
 def test_duplicates_are_checked_in_every_child_table_and_none_is_nothing():
     frames = {
         "customers": customers(),

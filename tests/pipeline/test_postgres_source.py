@@ -127,6 +127,13 @@ BROKEN = {
         ["UPDATE {s}.surveys SET nps = 11 WHERE ctid IN (SELECT ctid FROM {s}.surveys LIMIT 1)"],
         ["surveys.nps", "1 of", "is outside [0, 10]"],
     ),
+    "days loaded twice in a log kept by date": (
+        [
+            "UPDATE {s}.events SET ts = date_trunc('day', ts)",
+            "INSERT INTO {s}.events SELECT * FROM {s}.events WHERE ts < (SELECT MIN(ts) FROM {s}.events) + INTERVAL '60 days'",
+        ],
+        ["events (all columns equal", "repeat another row exactly", "drop the repeated rows"],
+    ),
     "repeated rows": (
         ["INSERT INTO {s}.events SELECT * FROM {s}.events LIMIT 2000"],
         ["events (all columns equal", "repeat another row exactly", "duplicate_rows_error_share"],

@@ -18,6 +18,7 @@ from churn_pipeline.core.config import Config, DataConfig
 from churn_pipeline.core.errors import ConfigError, DataValidationError
 from churn_pipeline.data.io import Source, open_source
 from tests.pipeline.test_contract import contacts, customers, events, payments, surveys
+from tests.pipeline.test_hostile_data import daily_purchases
 from tests.spark.test_parity import _differences
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -162,6 +163,30 @@ def test_row_defects_give_the_duckdb_report_on_spark(spark, tmp_path: Path) -> N
     ):
         assert any(expected in p for p in duck), expected
     assert on_spark == duck
+
+
+def test_date_only_repeats_give_the_duckdb_report_on_spark(spark, tmp_path: Path) -> None:
+    log = daily_purchases(days=20, per_day=10)
+    # a day loaded twice in a log kept by date: an error on both engines
+    folder = write_company(
+        tmp_path / "reloaded",
+        customers=customers(),
+        events=pd.concat([log, log.iloc[50:60]], ignore_index=True),
+    )
+    duck, on_spark = problems_on_both(folder)
+    assert any(p.startswith("events") and "repeat another row" in p for p in duck)
+    assert on_spark == duck
+    # scattered same-day repeats in the same kind of log: a warning on both
+    folder = write_company(
+        tmp_path / "scattered",
+        customers=customers(),
+        events=pd.concat([log, log.iloc[[3, 25, 47, 88, 120, 161]]], ignore_index=True),
+    )
+    duck_source = open_source(folder, cfg=DataConfig(), today=TODAY)
+    spark_source = open_source(url_of(folder), cfg=SPARK, today=TODAY)
+    assert duck_source.report.problems == spark_source.report.problems == []
+    assert duck_source.report.warnings == spark_source.report.warnings
+    assert any("no time of day" in w for w in duck_source.report.warnings)
 
 
 def test_schema_defects_give_the_duckdb_report_on_spark(spark, tmp_path: Path) -> None:
