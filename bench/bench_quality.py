@@ -550,14 +550,14 @@ def pareto_nbd_purchases(
     return table, events.reset_index(drop=True)
 
 
-def _purchase_log(name: str = "purchase_log", lookback_days: int | None = None) -> Prepared:
+def _purchase_log(name: str = "purchase_log", lookback_days: int | None = None, seed: int = 11) -> Prepared:
     """The cohort's purchase log; `lookback_days` None: every customer who ever bought counts as active (the
     lookback covers the whole history), else the inactivity label's lookback (30 is its default)."""
     started = time.perf_counter()
     root = QUALITY / name
     shutil.rmtree(root, ignore_errors=True)
     days = 546  # 78 weeks
-    customers, events = pareto_nbd_purchases(20_000, days=days, acquisition_days=84, seed=11)
+    customers, events = pareto_nbd_purchases(20_000, days=days, acquisition_days=84, seed=seed)
     _write_folder(root / "full", {"customers": customers, "events": events})
     last = pd.Timestamp(events["ts"].max()).date()
     eval_date = last - dt.timedelta(days=PURCHASE_HORIZON_DAYS)
