@@ -354,6 +354,14 @@ class ModelConfig(_Section):
         "customers the fit has not seen; calibration and the list size use every validation row; the refit "
         "uses everyone. 0 = every customer.",
     )
+    valid_rotation_max_rows: int = Field(
+        50_000,
+        ge=0,
+        description="Out-of-time splits with at most this many train + validation rows validate every customer "
+        "group in turn (ceil(100 / valid_customers_pct) folds, 4 at 25%): selection, early stopping, tuning and "
+        "calibration then judge the whole validation snapshot, not a quarter of it. Larger sets validate one "
+        "group (one fit per trial). 0 = never.",
+    )
     cv_folds: int = Field(
         5,
         ge=2,

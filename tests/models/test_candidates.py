@@ -115,9 +115,36 @@ def developed():
         candidates=("lightgbm", "logistic", "blend"),
         tuning=NO_TUNING,
         lightgbm=LightGBMConfig(n_estimators=60),
+        valid_rotation_max_rows=0,  # one validation group, as on large sets (rotation: its own test)
     )
     split = out_of_time_split(ts.frame, cfg)
     return train_candidates(split, FEATURES, CATEGORICAL, cfg), split
+
+
+def test_small_out_of_time_sets_develop_on_every_customer_group_and_calibrate_out_of_fold():
+    ts = make_training_set(n_customers=700, snapshots=4, seed=3)
+    cfg = ModelConfig(
+        candidates=("lightgbm", "logistic", "blend"),
+        tuning=NO_TUNING,
+        lightgbm=LightGBMConfig(n_estimators=60),
+    )
+    split = out_of_time_split(ts.frame, cfg)
+    trained = train_candidates(split, FEATURES, CATEGORICAL, cfg)
+    assert len(split.folds) == 4 and split.calibration_rows is None
+    sel = trained.selection
+    valid_rows = np.concatenate([va for _, va in split.folds])
+    assert sorted(sel.valid_rows) == sorted(valid_rows)  # every validation-snapshot row, once
+    for name in ("lightgbm", "logistic", "blend"):
+        dev = sel.developed[name]
+        assert len(dev.fold_fits) == 4 and np.isfinite(dev.oof[sel.valid_rows]).all()
+        # calibrated on the out-of-fold predictions: every one from a fit that never saw the customer
+        assert np.allclose(trained.calibration_scores[name], dev.oof[sel.valid_rows])
+    assert len(trained.calibration_labels) == len(valid_rows)
+    # the refit learns every row; LightGBM's rounds: the folds' mean early-stopped rounds, scaled
+    fits = sel.developed["lightgbm"].fold_fits
+    ratio = len(split.development) / np.mean([len(tr) for tr, _ in split.folds])
+    expected = max(1, round(np.mean([f.best_iteration for f in fits]) * ratio))
+    assert sel.final["lightgbm"].booster.num_trees() == expected
 
 
 @pytest.mark.parametrize("name", ["lightgbm", "logistic", "blend"])

@@ -84,7 +84,7 @@ def test_out_of_time_development_is_train_then_validation_with_one_fold():
 
 def test_out_of_time_validation_customers_are_left_out_of_the_fit_they_validate():
     ts = make_training_set(n_customers=400, snapshots=5, seed=2)
-    cfg = ModelConfig(valid_snapshots=1, valid_customers_pct=25)
+    cfg = ModelConfig(valid_snapshots=1, valid_customers_pct=25, valid_rotation_max_rows=0)
     split = out_of_time_split(ts.frame, cfg)
     everyone = out_of_time_split(ts.frame, cfg.model_copy(update={"valid_customers_pct": 0}))
     # the refit still learns every train and validation row
@@ -99,6 +99,33 @@ def test_out_of_time_validation_customers_are_left_out_of_the_fit_they_validate(
     again = out_of_time_split(ts.frame.sample(frac=1.0, random_state=5), cfg)
     assert set(again.valid["customer_id"]) == valid_ids
     assert "25% of customers" in split.strategy
+
+
+def test_small_out_of_time_sets_validate_every_customer_group_in_turn():
+    ts = make_training_set(n_customers=400, snapshots=5, seed=2)
+    cfg = ModelConfig(valid_snapshots=1, valid_customers_pct=25)
+    split = out_of_time_split(ts.frame, cfg)
+    one = out_of_time_split(ts.frame, cfg.model_copy(update={"valid_rotation_max_rows": 0}))
+    assert len(split.folds) == 4 and len(one.folds) == 1
+    pd.testing.assert_frame_equal(split.development, one.development)
+    ids = split.development["customer_id"].to_numpy()
+    validated = np.concatenate([va for _, va in split.folds])
+    valid_dates = pd.to_datetime(split.development["snapshot_date"]).dt.date.isin(_dates(one.valid))
+    # every validation-snapshot row validates exactly once, and never in a fold that fitted its customer
+    assert len(validated) == len(np.unique(validated)) == int(valid_dates.sum()) > 0
+    for tr, va in split.folds:
+        assert not set(ids[tr]) & set(ids[va])
+        assert _dates(split.development.iloc[va]) == _dates(one.valid)  # out of time
+        assert _dates(split.development.iloc[tr]).isdisjoint(_dates(one.valid))
+    assert split.calibration_rows is None  # calibration reads the out-of-fold predictions
+    assert one.calibration_rows is not None
+    assert "validation in 4 folds" in split.strategy and "25%" in split.strategy
+    # the first fold is the single-group split's; above the row limit there is one group
+    assert split.valid.index.equals(one.valid.index) and split.train.index.equals(one.train.index)
+    big = out_of_time_split(
+        ts.frame, cfg.model_copy(update={"valid_rotation_max_rows": len(split.development) - 1})
+    )
+    assert len(big.folds) == 1
 
 
 def test_customer_hash_bucket_is_stable_for_the_same_id():

@@ -94,7 +94,7 @@ def test_training_run_logs_everything_registers_and_gates(tmp_path, workdir, syn
         key=lambda n: (m[f"valid_{n}_pr_auc"], -["lightgbm", "logistic", "blend"].index(n)),
     )
     assert chosen == best
-    assert tags["candidate.chosen"] == chosen and "validation pr_auc" in tags["candidate.reason"]
+    assert tags["candidate.chosen"] == chosen and "out-of-fold pr_auc" in tags["candidate.reason"]
     assert "oracle_roc_auc" not in m and "test_oracle_roc_auc" not in m  # no oracle configured
     assert params["model.lightgbm.max_depth"] == "6" and params["data.fingerprint"] == "data-31"
     assert "out-of-time" in params["split.strategy"]
@@ -260,7 +260,7 @@ def test_cli_train_and_evaluate(workdir, synthetic, use_set, tmp_path):
     config.write_text("model:\n  lightgbm: {n_estimators: 60}\n  tuning: {trials: 1}\n")
     res = runner.invoke(app, ["train", "--config", str(config), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    for text in ("lightgbm", "logistic", "blend", "recency", "chosen:", "validation pr_auc", "ROC-AUC",
+    for text in ("lightgbm", "logistic", "blend", "recency", "chosen:", "out-of-fold pr_auc", "ROC-AUC",
                  "PR-AUC", "top-decile lift", "at-risk list: the top", "validation customers", "champion",
                  "no champion yet",
                  "mlflow ui --backend-store-uri sqlite:///"):  # fmt: skip
