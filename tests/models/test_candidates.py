@@ -107,29 +107,27 @@ def test_unknown_candidate_is_a_config_error_naming_the_known_ones():
     assert {"lightgbm", "logistic", "blend"} <= set(CANDIDATES)
 
 
-@pytest.fixture(scope="module")
-def developed():
-    """All three candidates on a synthetic set with categoricals and missing values (out of time)."""
+def _three_candidates(valid_rotation_max_rows: int):
+    """All three candidates on a synthetic set with categoricals and missing values (out of time): (trained,
+    split)."""
     ts = make_training_set(n_customers=700, snapshots=4, seed=3)
     cfg = ModelConfig(
         candidates=("lightgbm", "logistic", "blend"),
         tuning=NO_TUNING,
         lightgbm=LightGBMConfig(n_estimators=60),
-        valid_rotation_max_rows=0,  # one validation group, as on large sets (rotation: its own test)
+        valid_rotation_max_rows=valid_rotation_max_rows,
     )
     split = out_of_time_split(ts.frame, cfg)
     return train_candidates(split, FEATURES, CATEGORICAL, cfg), split
 
 
+@pytest.fixture(scope="module")
+def developed():
+    return _three_candidates(valid_rotation_max_rows=0)  # one validation group, as on large sets
+
+
 def test_small_out_of_time_sets_develop_on_every_customer_group_and_calibrate_out_of_fold():
-    ts = make_training_set(n_customers=700, snapshots=4, seed=3)
-    cfg = ModelConfig(
-        candidates=("lightgbm", "logistic", "blend"),
-        tuning=NO_TUNING,
-        lightgbm=LightGBMConfig(n_estimators=60),
-    )
-    split = out_of_time_split(ts.frame, cfg)
-    trained = train_candidates(split, FEATURES, CATEGORICAL, cfg)
+    trained, split = _three_candidates(valid_rotation_max_rows=50_000)
     assert len(split.folds) == 4 and split.calibration_rows is None
     sel = trained.selection
     valid_rows = np.concatenate([va for _, va in split.folds])
