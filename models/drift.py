@@ -5,8 +5,9 @@ their training categories (plus `other` for categories never seen in training an
 is sum((a - e) * ln(a / e)) over bins, with expected fractions e from training and actual fractions a from the
 new frame; fractions are floored at `EPSILON` so an empty bin does not make it infinite.
 
-A reference may also carry `trend_psi` (`trend_psi`: each feature's PSI between the first and the last labelled
-snapshot of the training set) and `trend_dates`, which tell the scoring gate which features drift with time.
+A reference may also carry `trend_psi` (each feature's PSI between the first and the last labelled snapshot of the
+training set, from `trend_psi`) and `trend_dates` (those two dates): they tell the scoring gate which features
+drift with time by themselves.
 """
 
 from __future__ import annotations
