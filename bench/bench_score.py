@@ -9,6 +9,7 @@ predict, contributions + reasons for the at-risk list, output checks, atomic wri
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import shutil
 import time
@@ -48,7 +49,9 @@ def _score_child(cfg_json: str, queue: mp.Queue) -> None:
     """Runs in a fresh process: the timed scoring run and this process's peak RSS."""
     from churn_pipeline.stages.score import run_scoring
 
-    cfg = Config.model_validate_json(cfg_json)
+    # python-mode validation of the JSON values: JSON-mode validation rejects data.source, whose before-validator
+    # turns the text into a Path (or a SecretStr) first
+    cfg = Config.model_validate(json.loads(cfg_json))
     started = time.perf_counter()
     result = run_scoring(cfg)
     seconds = time.perf_counter() - started

@@ -8,6 +8,7 @@ child's resident memory and stops it above `KILL_RSS_GB` (the machine is shared)
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import shutil
 import time
@@ -32,7 +33,9 @@ def _train_child(cfg_json: str, queue: mp.Queue) -> None:
     from churn_pipeline.stages.train import run_training
     from churn_pipeline.stages.training_set import MANIFEST_FILE, TrainingSetManifest, training_set_dir
 
-    cfg = Config.model_validate_json(cfg_json)
+    # python-mode validation of the JSON values: JSON-mode validation rejects data.source, whose before-validator
+    # turns the text into a Path (or a SecretStr) first
+    cfg = Config.model_validate(json.loads(cfg_json))
     started = time.perf_counter()
     result = run_training(cfg, progress=True, oracle=oracle_for(cfg))
     seconds = time.perf_counter() - started
