@@ -70,6 +70,11 @@ def trend_psi(
     return {name: round(float(v), 6) for name, v in population_stability(reference, last).items()}
 
 
+def reference_trend(reference: dict | None) -> dict[str, float]:
+    """The `trend_psi` a model's reference carries ({} for references made before it, or from one snapshot)."""
+    return dict((reference or {}).get("trend_psi") or {})
+
+
 def population_stability(reference: dict, frame: pd.DataFrame) -> pd.Series:
     """PSI of every feature of `reference` between the reference and `frame` (Series indexed by feature)."""
     return psi_from_bin_counts(reference, drift_bin_counts(reference, frame), len(frame))

@@ -138,13 +138,17 @@ class UpliftModel(mlflow.pyfunc.PythonModel):
 
 
 def _fit_arm(x: np.ndarray, y: np.ndarray, names: list[str], seed: int, regularised: bool, rounds: int):
-    data = lgb.Dataset(x, y, feature_name=names, free_raw_data=True)
-    return lgb.train(learner_params(len(y), seed, regularised=regularised), data, num_boost_round=rounds)
+    return _boost(x, y, names, learner_params(len(y), seed, regularised=regularised), rounds)
 
 
 def _fit_effect(x: np.ndarray, target: np.ndarray, names: list[str], seed: int, rounds: int) -> lgb.Booster:
-    data = lgb.Dataset(x, target, feature_name=names, free_raw_data=True)
-    return lgb.train(effect_params(len(target), seed), data, num_boost_round=rounds)
+    return _boost(x, target, names, effect_params(len(target), seed), rounds)
+
+
+def _boost(x: np.ndarray, target: np.ndarray, names: list[str], params: dict, rounds: int) -> lgb.Booster:
+    return lgb.train(
+        params, lgb.Dataset(x, target, feature_name=names, free_raw_data=True), num_boost_round=rounds
+    )
 
 
 def fit_uplift(

@@ -135,8 +135,9 @@ class DataConfig(_Section):
     @classmethod
     def _url_is_a_secret(cls, value: Any) -> Any:
         # Any str is a valid Path: a URL must be recognised before pydantic makes it one (and loses its '//').
-        if isinstance(value, str) and source_kind(value) != "files":
-            if source_kind(value) == "metastore":
+        kind = source_kind(value) if isinstance(value, str) else None
+        if kind not in (None, "files"):
+            if kind == "metastore":
                 metastore_schema(value)
             return SecretStr(value)
         if isinstance(value, str) and (m := _URL_SCHEME.match(value)):

@@ -39,7 +39,7 @@ from churn_pipeline.core.progress import Steps
 from churn_pipeline.data.io import Source, open_source
 from churn_pipeline.features.labels import labelled_customers
 from churn_pipeline.models.churn_model import ChurnModel
-from churn_pipeline.models.drift import population_stability
+from churn_pipeline.models.drift import population_stability, reference_trend
 from churn_pipeline.models.evaluate import top_k_count
 from churn_pipeline.models.reasons import reasons_and_actions
 from churn_pipeline.models.registry import load_model
@@ -314,9 +314,7 @@ def _score_and_publish(
                              f"uplift model {uplift_model_name(cfg.tracking.registered_model)} v{uplift_model[1]}")  # fmt: skip
     with steps.step("drift check"):
         psi = feature_psi(model, features)
-        drift = check_drift(
-            psi, cfg.scoring.drift, model.reference.get("trend_psi") if model.reference else None
-        )
+        drift = check_drift(psi, cfg.scoring.drift, reference_trend(model.reference))
     with steps.step("predict"):
         probability = np.asarray(model.predict(None, features), dtype=np.float64)
         uplift, saved = (

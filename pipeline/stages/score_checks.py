@@ -81,13 +81,9 @@ def check_drift(psi: pd.Series, cfg: DriftConfig, trend: dict[str, float] | None
         return DriftCheck(status="skipped", reason="the model carries no drift reference")
     psi = psi.sort_values(ascending=False, kind="stable")
     trend = trend or {}
-    trending = (
-        {n for n, v in trend.items() if v > cfg.warn_psi and n in psi.index}
-        if cfg.trending == "warn"
-        else set()
-    )
-    over = psi > cfg.fail_psi
-    failed = psi[over & ~psi.index.isin(trending)]
+    trending = {n for n, v in trend.items() if v > cfg.warn_psi} if cfg.trending == "warn" else set()
+    over, is_trending = psi > cfg.fail_psi, psi.index.isin(trending)
+    failed = psi[over & ~is_trending]
     warned = psi[(psi > cfg.warn_psi) & ~psi.index.isin(failed.index)]
     if not failed.empty:
         listed = ", ".join(f"{name} (PSI {value:.3f})" for name, value in failed.items())
@@ -96,7 +92,7 @@ def check_drift(psi: pd.Series, cfg: DriftConfig, trend: dict[str, float] | None
             f"The population moved away from the training data: retrain (`churn train`) or, after review, raise "
             f"scoring.drift.fail_psi. Nothing was published"
         )
-    exempted = psi[over & psi.index.isin(trending)]
+    exempted = psi[over & is_trending]
     if len(exempted):
         listed = ", ".join(
             f"{name} (PSI {value:.3f}; {trend[name]:.3f} over the labelled snapshots)"

@@ -38,7 +38,7 @@ from churn_pipeline.features.btyd import EXPECTED_EVENTS, P_ALIVE, SUMMARY_COLUM
 from churn_pipeline.features.build import feature_table
 from churn_pipeline.features.labels import labelled_customers
 from churn_pipeline.models.churn_model import ChurnModel
-from churn_pipeline.models.drift import drift_bin_counts, psi_from_bin_counts
+from churn_pipeline.models.drift import drift_bin_counts, psi_from_bin_counts, reference_trend
 from churn_pipeline.models.reasons import reason_columns, reasons_and_actions
 from churn_pipeline.stages.score import (
     RunContext,
@@ -77,9 +77,7 @@ def score_on_spark(run: RunContext) -> ScoringResult:
         )
         with steps.step("drift check"):
             psi = spark_feature_psi(model, features, n)
-            drift = check_drift(
-                psi, cfg.scoring.drift, model.reference.get("trend_psi") if model.reference else None
-            )
+            drift = check_drift(psi, cfg.scoring.drift, reference_trend(model.reference))
         with steps.step("predict"):
             scores = ranked_scores(features, model, broadcast, run)
         size = list_size(n, cfg, model.metadata)
