@@ -414,7 +414,7 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
         return true_churn_probability(truth, customer_ids, eval_date, HORIZON_DAYS)
 
     non_contractual = simulation.get("contract") == "non_contractual"
-    prep = _event_set(
+    return _event_set(
         name,
         description,
         root,
@@ -423,9 +423,8 @@ def _simulated(name: str, description: str, simulation: dict, label: dict) -> Pr
         SIM_FEATURES,
         oracle=oracle,
         oracle_note="P(latent dropout in the horizon): a reference, not a bound" if non_contractual else "",
+        started=started,
     )
-    prep.seconds["pipeline"] = time.perf_counter() - started
-    return prep
 
 
 def _event_set(
@@ -438,9 +437,11 @@ def _event_set(
     horizon_days: int = HORIZON_DAYS,
     oracle: Callable[[np.ndarray], np.ndarray] | None = None,
     oracle_note: str = "",
+    started: float | None = None,
 ) -> Prepared:
-    """The event data in `root/full` through the CLI, out of time at `eval_date`, and the peers' inputs."""
-    started = time.perf_counter()
+    """The event data in `root/full` through the CLI, out of time at `eval_date`, and the peers' inputs.
+    `started`: when the caller began making the data (the pipeline's seconds count from it, to the scores)."""
+    started = time.perf_counter() if started is None else started
     full, logs = root / "full", root / "logs"
     customers = pq.read_table(full / "customers.parquet").to_pandas()
     ids = customers["customer_id"].to_numpy()
@@ -566,7 +567,7 @@ def _purchase_log(name: str = "purchase_log", lookback_days: int | None = None, 
         if lookback_days is None
         else f"customers with a purchase in the last {lookback_days} days count"
     )
-    prep = _event_set(
+    return _event_set(
         name,
         "purchase log of a cohort (Pareto/NBD process, 20,000 customers, 78 weeks, purchases only), "
         f"inactivity = no purchase in 90 days, {who}",
@@ -575,9 +576,8 @@ def _purchase_log(name: str = "purchase_log", lookback_days: int | None = None, 
         {"kind": "inactivity", "inactivity_lookback_days": lookback_days or days},
         {},
         horizon_days=PURCHASE_HORIZON_DAYS,
+        started=started,
     )
-    prep.seconds["pipeline"] = time.perf_counter() - started
-    return prep
 
 
 def _training_set(workdir: Path, source: Path) -> tuple[pd.DataFrame, TrainingSetManifest]:

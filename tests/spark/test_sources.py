@@ -11,14 +11,13 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from churn_pipeline.cli import app
 from churn_pipeline.core.config import Config, DataConfig
 from churn_pipeline.core.errors import ConfigError, DataValidationError
 from churn_pipeline.data.io import Source, open_source
 from tests.pipeline.test_contract import contacts, customers, events, payments, surveys
 from tests.pipeline.test_hostile_data import daily_purchases
+from tests.spark.test_cli_engine import features_on_both_engines
 from tests.spark.test_parity import _differences
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -60,17 +59,8 @@ def test_a_folder_url_gives_what_the_local_folder_gives(spark, small_company: Co
 def test_features_from_a_folder_url_are_the_duckdb_features(
     spark, small_company: Config, tmp_path: Path
 ) -> None:
-    runner = CliRunner()
-    common = ["features", "--as-of", "2024-11-30"]
-    folder = str(small_company.data.source)
-    duck = runner.invoke(app, [*common, "--data", folder, "--out", str(tmp_path / "duck")])
-    lake = runner.invoke(
-        app, [*common, "--data", url_of(Path(folder)), "--engine", "spark", "--out", str(tmp_path / "lake")]
-    )
-    assert duck.exit_code == 0, duck.output
-    assert lake.exit_code == 0, lake.output
-    name = "features/as_of=2024-11-30.parquet"
-    expected, written = pd.read_parquet(tmp_path / "duck" / name), pd.read_parquet(tmp_path / "lake" / name)
+    folder = Path(small_company.data.source)
+    expected, written = features_on_both_engines(folder, url_of(folder), tmp_path)
     assert len(expected) > 200 and expected.shape[1] > 30
     assert list(written.columns) == list(expected.columns)
     assert _differences(expected, written) == []
